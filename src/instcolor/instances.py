@@ -35,7 +35,7 @@ class Instances:
     """
 
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
-    scores: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))
+    scores: np.ndarray | None = None
     labels: list[str] = field(default_factory=list)
     masks: np.ndarray | None = None
 

@@ -1,0 +1,14 @@
+"""Command-line interface: ``instcolor COMMAND --help``."""
+
+from __future__ import annotations
+
+from instcolor.cli.app import app
+
+# Each module registers its commands on ``app`` when imported.
+from instcolor.cli import colorize as _colorize  # noqa: E402,F401
+from instcolor.cli import detect as _detect  # noqa: E402,F401
+from instcolor.cli import weights as _weights  # noqa: E402,F401
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,142 @@
+"""``instcolor colorize``: colorize files, folders and globs at full resolution."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from instcolor.cli.app import EXIT_INPUT_FAILED, EXIT_USAGE, app, console, fail
+from instcolor.instances import load_boxes_file, lookup_instances
+from instcolor.io import IMAGE_SUFFIXES, save_image
+
+#: Output keeps these endings; anything else (gif, pgm, ...) is written as PNG.
+KEPT_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"}
+
+
+class DetectorChoice(str, Enum):
+    auto = "auto"
+    maskrcnn = "maskrcnn"
+    centernet = "centernet"
+    none = "none"
+
+
+class Mode(str, Enum):
+    fusion = "fusion"
+    full = "full"
+
+
+def plan_outputs(inputs: list[str], out_dir: Path) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """Pair every input image with its output path.
+
+    Folders keep their inner structure under ``out_dir``; files and globs go flat into it.
+
+    Returns:
+        ``(pairs, problems)``: ``(input, output)`` pairs and one message per input that failed.
+    """
+    import glob
+
+    pairs: list[tuple[Path, Path]] = []
+    problems: list[str] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                problems.append(f"{item}: folder holds no images")
+            pairs += [(p, out_dir / p.relative_to(path)) for p in found]
+        elif path.is_file():
+            pairs.append((path, out_dir / path.name))
+        else:
+            found = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            if not found:
+                problems.append(f"{item}: no such file, folder or pattern")
+            pairs += [(p, out_dir / p.name) for p in found]
+    planned: list[tuple[Path, Path]] = []
+    inputs_resolved = {p.resolve() for p, _ in pairs}
+    claimed: set[Path] = set()
+    for source, target in pairs:
+        suffix = target.suffix.lower() if target.suffix.lower() in KEPT_SUFFIXES else ".png"
+        target = target.with_suffix(suffix)
+        if target.resolve() in inputs_resolved:
+            problems.append(f"{source}: output {target} would overwrite an input; choose another --output folder")
+        elif target.resolve() in claimed:
+            problems.append(f"{source}: output {target} is already written by another input of the same name")
+        else:
+            claimed.add(target.resolve())
+            planned.append((source, target))
+    return planned, problems
+
+
+def choose_weights(weights: str | None) -> str:
+    """``--weights`` when given, else the default set (see :func:`instcolor.registry.default_weights`)."""
+    if weights is not None:
+        return weights
+    from instcolor.registry import default_weights
+
+    path, message = default_weights()
+    if message:
+        console.print(message, highlight=False)
+    return str(path)
+
+
+@app.command()
+def colorize(
+    inputs: list[str] = typer.Argument(..., help="image files, folders (recursive) or glob patterns"),
+    output: Path = typer.Option(..., "--output", "-o", help="folder for the colour results"),
+    weights: str | None = typer.Option(None, help="installed weights name (paper-coco, starter) or a file"),
+    boxes: Path | None = typer.Option(None, help="boxes file (JSON) from `instcolor detect` or your own"),
+    detector: DetectorChoice = typer.Option(DetectorChoice.auto, help="instance detector"),
+    device: str = typer.Option("auto", help="auto, cpu or cuda"),
+    mode: Mode = typer.Option(Mode.fusion, help="fusion (instance-aware) or full (full-image network only)"),
+    score_threshold: float | None = typer.Option(None, help="detector score threshold (default: per detector)"),
+    max_instances: int = typer.Option(8, help="most instances per image (0: no cap)"),
+) -> None:
+    """Colorize grey photos; results are written at the input's full resolution."""
+    from instcolor.pipeline import Colorizer
+    from instcolor.weights import WeightsError
+
+    box_entries = {}
+    if boxes is not None:
+        try:
+            box_entries = load_boxes_file(boxes)
+        except (OSError, ValueError) as err:
+            raise fail(f"cannot read boxes file: {err}", EXIT_USAGE) from None
+    pairs, problems = plan_outputs(inputs, output)
+    for problem in problems:
+        console.print(f"[red]failed:[/] {problem}", highlight=False)
+    if not pairs:
+        raise typer.Exit(EXIT_INPUT_FAILED)
+    try:
+        colorizer = Colorizer.from_pretrained(
+            choose_weights(weights),
+            device=device,
+            detector=None if mode is Mode.full else detector.value,
+            score_threshold=score_threshold,
+            max_instances=max_instances,
+        )
+    except (WeightsError, ValueError) as err:
+        raise fail(str(err)) from None
+    if colorizer.detector is not None:
+        console.print(f"detector: {colorizer.detector.name}", highlight=False)
+    failures = len(problems)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("colorizing", total=len(pairs))
+        for source, target in pairs:
+            try:
+                given = lookup_instances(box_entries, source) if box_entries else None
+                result = colorizer(source, given, mode=mode.value)
+                image = result.image
+                if image.mode == "RGBA" and target.suffix.lower() in (".jpg", ".jpeg", ".bmp"):
+                    target = target.with_suffix(".png")
+                save_image(image, target)
+            except Exception as err:  # one bad file must not stop a folder run
+                failures += 1
+                progress.console.print(f"[red]failed:[/] {source}: {err}", highlight=False)
+            progress.advance(task)
+    console.print(f"wrote {len(pairs) - (failures - len(problems))} of {len(pairs)} images to {output}")
+    if failures:
+        raise typer.Exit(EXIT_INPUT_FAILED)

@@ -1,0 +1,72 @@
+"""From an image and its boxes to network inputs: the whole image and each box crop at S x S.
+
+Shared by inference, training and evaluation so that all three see exactly the same inputs.
+Resizing is bilinear with antialiasing and does not keep the aspect ratio (as the reference's
+Pillow ``Resize((S, S))``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from instcolor.geometry import box_infos, fusion_grids, sanitize_boxes
+
+
+def resize(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """``(B, C, H, W)`` -> ``(B, C, size, size)`` (or ``(h, w)``), bilinear, antialiased."""
+    size = (size, size) if isinstance(size, int) else size
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+
+
+def crop_and_resize(x: torch.Tensor, boxes: np.ndarray, size: int) -> torch.Tensor:
+    """Crop each box from a ``(1, C, H, W)`` tensor and resize it: ``(N, C, size, size)``.
+
+    Args:
+        boxes: ``(N, 4)`` int boxes already passed through :func:`geometry.sanitize_boxes`.
+    """
+    crops = [resize(x[:, :, y1:y2, x1:x2], size) for x1, y1, x2, y2 in np.asarray(boxes).tolist()]
+    if not crops:
+        return x.new_zeros((0, x.shape[1], size, size))
+    return torch.cat(crops, dim=0)
+
+
+@dataclass
+class NetworkInputs:
+    """Everything the networks need for one image.
+
+    Attributes:
+        full: ``(1, C, S, S)`` the whole image resized.
+        crops: ``(N, C, S, S)`` each box crop resized.
+        boxes: ``(N, 4)`` int64 sanitized boxes in original pixels.
+        box_info: ``{grid: (N, 6) int64 tensor}`` for the four fusion grids.
+    """
+
+    full: torch.Tensor
+    crops: torch.Tensor
+    boxes: np.ndarray
+    box_info: dict[int, torch.Tensor]
+
+
+def prepare(image: torch.Tensor, boxes: np.ndarray | None, size: int = 256) -> NetworkInputs:
+    """Resize a ``(1, C, H, W)`` image (any channels: L, or L+ab for training targets) and its boxes.
+
+    Args:
+        image: ``(1, C, H, W)`` tensor at the original resolution.
+        boxes: ``(N, 4)`` boxes ``x1, y1, x2, y2`` in original pixels (floats allowed), or None.
+        size: network side ``S`` (divisible by 8).
+    """
+    height, width = image.shape[-2:]
+    boxes = sanitize_boxes(np.zeros((0, 4)) if boxes is None else boxes, (width, height))
+    infos = box_infos(boxes, (width, height), fusion_grids(size))
+    return NetworkInputs(
+        full=resize(image, size),
+        crops=crop_and_resize(image, boxes, size),
+        boxes=boxes,
+        box_info={grid: torch.from_numpy(info).to(image.device) for grid, info in infos.items()},
+    )

@@ -1,0 +1,82 @@
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from instcolor.cli import app
+from helpers import gradient_image, tiny_weights_file
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def weights(tmp_path):
+    return tiny_weights_file(tmp_path / "tiny.safetensors")
+
+
+@pytest.fixture()
+def photos(tmp_path):
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    Image.fromarray(gradient_image(channels=1)).save(folder / "a.png")
+    Image.fromarray(gradient_image(height=40, width=30, channels=1, seed=2)).save(folder / "sub" / "b.jpg")
+    return folder
+
+
+def run(*args):
+    return runner.invoke(app, ["colorize", *map(str, args)])
+
+
+def test_folder_run_writes_full_resolution_results(photos, weights, tmp_path):
+    out = tmp_path / "out"
+    result = run(photos, "-o", out, "--weights", weights, "--detector", "none", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert Image.open(out / "a.png").size == (64, 48)
+    assert Image.open(out / "sub" / "b.jpg").size == (30, 40)
+    assert Image.open(out / "a.png").mode == "RGB"
+
+
+def test_bad_file_is_reported_and_the_rest_continue(photos, weights, tmp_path):
+    (photos / "broken.png").write_bytes(b"this is not a png")
+    out = tmp_path / "out"
+    result = run(photos, "-o", out, "--weights", weights, "--detector", "none")
+    assert result.exit_code == 1
+    assert "broken.png" in result.output
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert written == ["a.png", "sub/b.jpg"]  # no partial file left for the broken one
+
+
+def test_never_overwrites_an_input(photos, weights):
+    before = (photos / "a.png").read_bytes()
+    result = run(photos / "a.png", "-o", photos, "--weights", weights, "--detector", "none")
+    assert result.exit_code == 1 and "overwrite an input" in result.output
+    assert (photos / "a.png").read_bytes() == before
+
+
+def test_boxes_file_and_glob(photos, weights, tmp_path):
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({"a.png": [{"box": [5, 5, 40, 30], "score": 0.9, "label": "person"}]}))
+    out = tmp_path / "out"
+    result = run(str(photos / "*.png"), "-o", out, "--weights", weights, "--boxes", boxes, "--detector", "none")
+    assert result.exit_code == 0, result.output
+    fused = np.asarray(Image.open(out / "a.png"))
+    plain_out = tmp_path / "plain"
+    run(str(photos / "*.png"), "-o", plain_out, "--weights", weights, "--detector", "none")
+    assert np.abs(fused.astype(int) - np.asarray(Image.open(plain_out / "a.png")).astype(int)).max() > 0
+
+
+def test_missing_weights_file_is_a_clear_error(photos, tmp_path):
+    result = run(photos, "-o", tmp_path / "out", "--weights", tmp_path / "nope.safetensors")
+    assert result.exit_code == 1
+    assert "not found" in result.output and "instcolor weights" in result.output
+
+
+def test_nothing_matches(tmp_path, weights):
+    result = run(tmp_path / "missing*.png", "-o", tmp_path / "out", "--weights", weights)
+    assert result.exit_code == 1 and "no such file" in result.output
+
+
+def test_usage_error_exit_code():
+    assert runner.invoke(app, ["colorize"]).exit_code == 2

@@ -1,0 +1,43 @@
+"""Small builders shared by tests: tiny weights and images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from instcolor.networks import InstColorModel, ModelConfig
+from instcolor.weights import save_model
+
+TINY = ModelConfig(width=0.0625)
+
+
+def tiny_model(seed: int = 0, config: ModelConfig = TINY) -> InstColorModel:
+    """A tiny model with non-trivial random weights (BN statistics perturbed so outputs vary)."""
+    torch.manual_seed(seed)
+    model = InstColorModel(config)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if name.endswith("running_mean"):
+                tensor.uniform_(-0.1, 0.1)
+            elif name.endswith("running_var"):
+                tensor.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+def tiny_weights_file(path: Path, seed: int = 0) -> Path:
+    save_model(path, tiny_model(seed), {"source": "tests", "licence": "MIT"})
+    return path
+
+
+def gradient_image(height: int = 48, width: int = 64, channels: int = 3, seed: int = 0) -> np.ndarray:
+    """A smooth colourful uint8 test image (``HxW`` when ``channels == 1``)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    planes = [
+        (np.sin(xx / width * np.pi * (1 + c) + rng.uniform(0, 3)) * 0.5 + 0.5) * (yy / height * 0.5 + 0.5)
+        for c in range(channels)
+    ]
+    image = np.round(np.stack(planes, axis=-1) * 255).astype(np.uint8)
+    return image[..., 0] if channels == 1 else image

@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from instcolor.io import atomic_path, decode_image, find_images, save_image, to_pil
+from helpers import gradient_image
+
+
+def test_grey_uint8_array():
+    decoded = decode_image(gradient_image(channels=1))
+    assert decoded.is_grey and decoded.rgb.shape == (48, 64, 3) and decoded.alpha is None
+    assert np.all(decoded.rgb[..., 0] == decoded.rgb[..., 2])
+
+
+def test_rgba_array_keeps_alpha():
+    rgba = np.dstack([gradient_image(), np.full((48, 64), 77, np.uint8)])
+    decoded = decode_image(rgba)
+    assert not decoded.is_grey and np.all(decoded.alpha == 77)
+
+
+def test_16bit_grey_png(tmp_path):
+    values = (np.arange(48 * 64, dtype=np.uint16).reshape(48, 64) * 21)
+    Image.fromarray(values).save(tmp_path / "deep.png")
+    decoded = decode_image(tmp_path / "deep.png")
+    assert decoded.is_grey
+    np.testing.assert_allclose(decoded.rgb[..., 0], values / 65535.0, atol=1e-6)
+
+
+def test_palette_with_transparency(tmp_path):
+    img = Image.fromarray(gradient_image()).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    img.info["transparency"] = 0
+    img.save(tmp_path / "pal.png", transparency=0)
+    decoded = decode_image(tmp_path / "pal.png")
+    assert decoded.alpha is not None and decoded.rgb.shape == (48, 64, 3)
+
+
+def test_cmyk_jpeg(tmp_path):
+    Image.fromarray(gradient_image()).convert("CMYK").save(tmp_path / "print.jpg")
+    decoded = decode_image(tmp_path / "print.jpg")
+    assert decoded.rgb.shape == (48, 64, 3) and not decoded.is_grey
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    img = Image.fromarray(gradient_image(height=20, width=60))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    img.save(tmp_path / "rotated.jpg", exif=exif)
+    assert decode_image(tmp_path / "rotated.jpg").size == (20, 60)
+
+
+def test_unreadable_file_raises_value_error(tmp_path):
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="cannot read image"):
+        decode_image(tmp_path / "broken.jpg")
+
+
+def test_bad_array_shape():
+    with pytest.raises(ValueError):
+        decode_image(np.zeros((4, 4, 2), np.uint8))
+    with pytest.raises(ValueError):
+        decode_image(np.zeros((4, 4), np.float32))
+
+
+def test_atomic_path_leaves_nothing_on_error(tmp_path):
+    target = tmp_path / "out.png"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("crash")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_image_roundtrip_and_jpeg_drops_alpha(tmp_path):
+    image = to_pil(gradient_image() / 255.0, np.full((48, 64), 200, np.uint8))
+    save_image(image, tmp_path / "a.png")
+    save_image(image, tmp_path / "a.jpg")
+    assert Image.open(tmp_path / "a.png").mode == "RGBA"
+    assert Image.open(tmp_path / "a.jpg").mode == "RGB"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg", "a.png"]
+
+
+def test_find_images(tmp_path):
+    (tmp_path / "sub").mkdir()
+    for name in ("a.png", "sub/b.jpg", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    found, problems = find_images([str(tmp_path), str(tmp_path / "missing.png")])
+    assert [p.name for p in found] == ["a.png", "b.jpg"]
+    assert len(problems) == 1 and "missing.png" in problems[0]
