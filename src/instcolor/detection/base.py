@@ -33,7 +33,7 @@ from PIL import Image
 from torchvision.ops import batched_nms
 
 from instcolor.color import lightness
-from instcolor.detection.coco import COCO_CATEGORIES
+from instcolor.detection.coco import COCO_CLASSES
 from instcolor.instances import Instances
 from instcolor.io import DecodedImage, decode_image
 
@@ -140,7 +140,7 @@ class DetectionFilter:
 def check_class_names(names: Iterable[str]) -> frozenset[str]:
     """The given class names as a set; ValueError naming any that is not a COCO class."""
     names = frozenset(name.strip() for name in names if name.strip())
-    unknown = sorted(names - frozenset(COCO_CATEGORIES))
+    unknown = sorted(names - frozenset(COCO_CLASSES))
     if unknown:
         raise ValueError(f"unknown COCO class name(s): {', '.join(unknown)}")
     return names

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.models.detection import MaskRCNN_ResNet50_FPN_V2_Weights, maskrcnn_resnet50_fpn_v2
 
-from instcolor.detection.coco import TORCHVISION_CATEGORIES
+from instcolor.detection.coco import TORCHVISION_COCO_NAMES
 from instcolor.instances import Instances
 
 #: Environment variable naming a local Mask R-CNN state dict file.
@@ -148,7 +148,7 @@ class MaskRCNNDetector:
             boxes[:, 0::2] = boxes[:, 0::2].clamp(0, width)
             boxes[:, 1::2] = boxes[:, 1::2].clamp(0, height)
         # Background and COCO's ten unused ids ("N/A") are no objects.
-        names = [TORCHVISION_CATEGORIES[label] for label in output["labels"].tolist()]
+        names = [TORCHVISION_COCO_NAMES[label] for label in output["labels"].tolist()]
         real = [i for i, name in enumerate(names) if name not in ("__background__", "N/A")]
         return Instances(
             boxes=boxes[real].cpu().numpy(),

@@ -22,7 +22,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["GraphNode", "TFJSGraphModel", "TFJSFormatError", "load_graph_model", "read_weights", "decode_attr"]
+__all__ = [
+    "GraphNode",
+    "TFJSFormatError",
+    "TFJSGraphModel",
+    "decode_attr",
+    "find_model_json",
+    "load_graph_model",
+    "read_weights",
+]
 
 #: Bytes of one element for the dtypes a manifest may declare (``string`` is variable length).
 _NUMPY_DTYPES: dict[str, np.dtype] = {
@@ -211,6 +219,21 @@ def read_weights(manifest: list[dict[str, Any]], base_dir: str | os.PathLike) ->
     return weights
 
 
+def find_model_json(path: str | os.PathLike) -> Path:
+    """The model JSON file: ``path`` itself, or inside folder ``path`` its ``model.json``, else its
+    only ``*.json`` file."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    candidates = sorted(path.glob("*.json"))
+    preferred = [p for p in candidates if p.name == "model.json"]
+    if preferred:
+        return preferred[0]
+    if len(candidates) == 1:
+        return candidates[0]
+    raise TFJSFormatError(f"{path}: expected one model JSON file, found {[p.name for p in candidates]}")
+
+
 def load_graph_model(path: str | os.PathLike) -> TFJSGraphModel:
     """Load a TFJS graph model from its JSON file, or from a folder holding exactly one ``*.json``
     (``model.json`` is preferred when there are several).
@@ -218,16 +241,7 @@ def load_graph_model(path: str | os.PathLike) -> TFJSGraphModel:
     Raises:
         TFJSFormatError: not a graph model, or its weights cannot be read.
     """
-    path = Path(path)
-    if path.is_dir():
-        candidates = sorted(path.glob("*.json"))
-        preferred = [p for p in candidates if p.name == "model.json"]
-        if preferred:
-            path = preferred[0]
-        elif len(candidates) == 1:
-            path = candidates[0]
-        else:
-            raise TFJSFormatError(f"{path}: expected one model JSON file, found {[p.name for p in candidates]}")
+    path = find_model_json(path)
     try:
         model = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:

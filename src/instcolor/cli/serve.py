@@ -1,0 +1,30 @@
+"""``instcolor serve``: the local web page."""
+
+from __future__ import annotations
+
+import typer
+
+from instcolor.cli.app import app, console, fail
+from instcolor.cli.colorize import DetectorChoice, choose_weights
+
+
+@app.command()
+def serve(
+    weights: str | None = typer.Option(None, help="installed weights name or a file"),
+    detector: DetectorChoice = typer.Option(DetectorChoice.auto, help="instance detector"),
+    device: str = typer.Option("auto", help="auto, cpu or cuda"),
+    host: str = typer.Option("127.0.0.1", help="address to listen on (127.0.0.1: this computer only)"),
+    port: int = typer.Option(7860, help="port"),
+) -> None:
+    """Open a local web page to colorize photos in the browser."""
+    from instcolor.pipeline import Colorizer
+    from instcolor.web import build_app
+    from instcolor.weights import WeightsError
+
+    try:
+        colorizer = Colorizer.from_pretrained(choose_weights(weights), device=device, detector=detector.value)
+        page = build_app(colorizer)
+    except (WeightsError, ValueError, RuntimeError) as err:
+        raise fail(str(err)) from None
+    console.print(f"serving on http://{host}:{port}  (Ctrl+C stops)")
+    page.launch(server_name=host, server_port=port, share=False)
