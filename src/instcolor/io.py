@@ -165,16 +165,17 @@ def save_image(image: Image.Image, path: str | os.PathLike, quality: int = 95) -
         image.save(tmp, format=fmt, **options)
 
 
-def find_images(inputs: list[str]) -> tuple[list[Path], list[str]]:
-    """Expand files, folders (recursive) and glob patterns into image paths.
+def walk_inputs(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """Expand files, folders (recursive) and glob patterns into images.
 
     Returns:
-        ``(paths, problems)``: sorted unique image paths, and one message per input that matched
-        nothing.
+        ``(images, problems)``: ``(path, relative name)`` pairs, where the name keeps a folder's inner
+        structure and is the bare file name for files and globs; and one message per input that
+        matched nothing.
     """
     import glob
 
-    found: list[Path] = []
+    found: list[tuple[Path, Path]] = []
     problems: list[str] = []
     for item in inputs:
         path = Path(item)
@@ -182,13 +183,18 @@ def find_images(inputs: list[str]) -> tuple[list[Path], list[str]]:
             matches = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
             if not matches:
                 problems.append(f"{item}: folder holds no images")
-            found.extend(matches)
+            found += [(p, p.relative_to(path)) for p in matches]
         elif path.is_file():
-            found.append(path)
+            found.append((path, Path(path.name)))
         else:
             matches = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
             if not matches:
                 problems.append(f"{item}: no such file, folder or pattern")
-            found.extend(matches)
-    unique = list(dict.fromkeys(p.resolve() for p in found))
-    return unique, problems
+            found += [(p, Path(p.name)) for p in matches]
+    return found, problems
+
+
+def find_images(inputs: list[str]) -> tuple[list[Path], list[str]]:
+    """Like :func:`walk_inputs`, but only the sorted unique resolved paths."""
+    found, problems = walk_inputs(inputs)
+    return list(dict.fromkeys(p.resolve() for p, _ in found)), problems

@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from instcolor.cli.app import EXIT_INPUT_FAILED, EXIT_USAGE, app, console, fail
 from instcolor.instances import load_boxes_file, lookup_instances
-from instcolor.io import IMAGE_SUFFIXES, save_image
+from instcolor.io import save_image, walk_inputs
 
 #: Output keeps these endings; anything else (gif, pgm, ...) is written as PNG.
 KEPT_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"}
@@ -36,28 +36,16 @@ def plan_outputs(inputs: list[str], out_dir: Path) -> tuple[list[tuple[Path, Pat
     Returns:
         ``(pairs, problems)``: ``(input, output)`` pairs and one message per input that failed.
     """
-    import glob
-
-    pairs: list[tuple[Path, Path]] = []
-    problems: list[str] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                problems.append(f"{item}: folder holds no images")
-            pairs += [(p, out_dir / p.relative_to(path)) for p in found]
-        elif path.is_file():
-            pairs.append((path, out_dir / path.name))
-        else:
-            found = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
-            if not found:
-                problems.append(f"{item}: no such file, folder or pattern")
-            pairs += [(p, out_dir / p.name) for p in found]
+    found, problems = walk_inputs(inputs)
+    pairs = [(source, out_dir / relative) for source, relative in found]
     planned: list[tuple[Path, Path]] = []
     inputs_resolved = {p.resolve() for p, _ in pairs}
     claimed: set[Path] = set()
+    sources: set[Path] = set()
     for source, target in pairs:
+        if source.resolve() in sources:  # the same file named twice (a folder and a file in it)
+            continue
+        sources.add(source.resolve())
         suffix = target.suffix.lower() if target.suffix.lower() in KEPT_SUFFIXES else ".png"
         target = target.with_suffix(suffix)
         if target.resolve() in inputs_resolved:
