@@ -147,14 +147,19 @@ def load_boxes_file(path: str | os.PathLike) -> dict[str, Instances]:
 
 def save_boxes_file(path: str | os.PathLike, entries: dict[str, Instances]) -> None:
     """Write a boxes file atomically."""
-    payload = {name: inst.to_json() for name, inst in entries.items()}
-    atomic_write_bytes(path, json.dumps(payload, indent=1).encode())
+    lines = [f"{json.dumps(name)}: {json.dumps(inst.to_json())}" for name, inst in entries.items()]
+    atomic_write_bytes(path, ("{\n" + ",\n".join(lines) + "\n}\n").encode())  # one image a line
 
 
-def lookup_instances(entries: dict[str, Instances], image_path: str | os.PathLike) -> Instances | None:
-    """Find an image's entry by its path as given, its file name, or its stem."""
+def lookup_instances(
+    entries: dict[str, Instances], image_path: str | os.PathLike, relative: str | os.PathLike | None = None
+) -> Instances | None:
+    """Find an image's entry by its path relative to the input folder, as given, file name, or stem."""
     image_path = Path(image_path)
-    for key in (str(image_path), image_path.name, image_path.stem):
+    keys = ([Path(relative).as_posix()] if relative is not None else []) + [
+        str(image_path), image_path.name, image_path.stem
+    ]
+    for key in keys:
         if key in entries:
             return entries[key]
     return None

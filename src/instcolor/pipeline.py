@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from instcolor.color import GREY_WEIGHTS, denormalize_ab, join_lab, lightness, normalize_l
+from instcolor.color import denormalize_ab, join_lab, lightness, normalize_l
 from instcolor.instances import Instances
 from instcolor.io import DecodedImage, decode_image, to_pil
 from instcolor.networks import InstColorModel, network_input
@@ -131,8 +131,9 @@ class Colorizer:
         """Run the detector on the grey version of the image (L replicated), as the paper does."""
         if self.detector is None:
             return Instances()
-        grey = np.round(grey_from_rgb(decoded.rgb) * 255.0).astype(np.uint8)
-        return self.detector(np.repeat(grey[..., None], 3, axis=2))
+        from instcolor.detection.base import detection_image
+
+        return self.detector(detection_image(decoded))
 
     @torch.inference_mode()
     def predict_ab(self, l_full: torch.Tensor, boxes: np.ndarray | None, mode: str = "fusion") -> tuple[torch.Tensor, str]:
@@ -193,17 +194,3 @@ class Colorizer:
             mode=ran,
             detector=detector_name,
         )
-
-
-def grey_from_rgb(rgb: np.ndarray) -> np.ndarray:
-    """``(H, W, 3)`` float sRGB -> ``(H, W)`` float grey in ``[0, 1]`` (BT.709 luma, as scikit-image)."""
-    return np.clip(rgb @ np.array(GREY_WEIGHTS, dtype=rgb.dtype), 0.0, 1.0)
-
-
-def output_path_for(input_path: Path, out_dir: Path, root: Path | None = None, suffix: str | None = None) -> Path:
-    """Where the result of ``input_path`` goes: same relative path under ``out_dir``.
-
-    Inputs with a lossy or unusual format keep their ending; ``suffix`` overrides it.
-    """
-    relative = input_path.relative_to(root) if root is not None else Path(input_path.name)
-    return (out_dir / relative).with_suffix(suffix or input_path.suffix.lower())

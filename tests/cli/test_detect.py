@@ -174,3 +174,23 @@ def test_help_lists_the_options():
     assert result.exit_code == 0
     for option in ("--detector", "--score-threshold", "--max-instances", "--classes", "--draw", "--device"):
         assert option in result.output
+
+
+def test_embedded_centernet_finds_the_astronaut(tmp_path):
+    from skimage import data
+
+    from instcolor.detection.centernet import CenterNetDetector, default_weights_path
+
+    if not default_weights_path().is_file():
+        pytest.skip(f"embedded CenterNet weights not built yet ({default_weights_path()})")
+    Image.fromarray(data.astronaut()).save(tmp_path / "astronaut.png")
+    args = ["detect", str(tmp_path / "astronaut.png"), "-o", str(tmp_path / "b.json"), "--detector", "centernet"]
+    result = runner.invoke(app, args + ["--device", "cpu", "--draw", str(tmp_path / "drawn")])
+    assert result.exit_code == 0, result.output
+    assert "detector: centernet" in result.output
+    found = load_boxes_file(tmp_path / "b.json")["astronaut.png"]
+    assert "person" in found.labels and 1 <= len(found) <= 8
+    assert (found.scores >= CenterNetDetector.default_score_threshold).all() and found.masks is None
+    person = found.boxes[found.labels.index("person")]
+    assert person[2] - person[0] > 100 and person[3] - person[1] > 150  # she fills much of the 512 x 512 frame
+    assert (tmp_path / "drawn" / "astronaut.png").is_file()

@@ -47,7 +47,9 @@ def _taps(x: np.ndarray, kernel: tuple[int, int], strides, dilations):
     for i in range(kh):
         for j in range(kw):
             y0, x0 = i * dilations[1], j * dilations[2]
-            yield i, j, x[:, y0 : y0 + strides[1] * (out_h - 1) + 1 : strides[1], x0 : x0 + strides[2] * (out_w - 1) + 1 : strides[2], :]
+            rows = slice(y0, y0 + strides[1] * (out_h - 1) + 1, strides[1])
+            cols = slice(x0, x0 + strides[2] * (out_w - 1) + 1, strides[2])
+            yield i, j, x[:, rows, cols, :]
 
 
 def conv2d(x, w, strides, padding, dilations):

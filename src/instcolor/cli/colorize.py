@@ -115,7 +115,8 @@ def colorize(
         task = progress.add_task("colorizing", total=len(pairs))
         for source, target in pairs:
             try:
-                given = lookup_instances(box_entries, source) if box_entries else None
+                relative = target.relative_to(output).with_suffix(source.suffix)
+                given = lookup_instances(box_entries, source, relative) if box_entries else None
                 result = colorizer(source, given, mode=mode.value)
                 image = result.image
                 if image.mode == "RGBA" and target.suffix.lower() in (".jpg", ".jpeg", ".bmp"):

@@ -35,6 +35,8 @@ __all__ = [
     "DetectorWeightsError",
     "FilteredDetector",
     "MaskRCNNDetector",
+    "NMS_MODES",
+    "NmsMode",
     "check_class_names",
     "choose_detector",
     "detection_image",

@@ -111,6 +111,7 @@ class MaskRCNNDetector:
         **model_options,
     ) -> None:
         self.device = torch.device(device)
+        state = _read_state_dict(weights)
         model = maskrcnn_resnet50_fpn_v2(
             weights=None,
             weights_backbone=None,
@@ -118,7 +119,6 @@ class MaskRCNNDetector:
             box_score_thresh=candidate_threshold,
             **model_options,
         )
-        state = _read_state_dict(weights)
         try:
             model.load_state_dict(state)
         except RuntimeError as err:
