@@ -38,10 +38,17 @@ BACKGROUND_OUTSIDE_BOXES = 1e5
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture hyper-parameters stored with every weights file."""
+    """Architecture hyper-parameters stored with every weights file.
+
+    Attributes:
+        width: channel multiplier (1.0 = the paper's networks).
+        fusion_hidden: hidden channels of the fusion weight CNNs (16 in the paper).
+        input_size: the square network input side the weights were trained for (divisible by 8).
+    """
 
     width: float = 1.0
     fusion_hidden: int = 16
+    input_size: int = 256
 
     def channels(self, base: int) -> int:
         return max(1, int(round(base * self.width)))

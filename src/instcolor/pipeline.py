@@ -85,7 +85,7 @@ class Colorizer:
         detector: callable ``(grey HxWx3 uint8) -> Instances`` with a ``name``; None disables
             detection (then only given boxes are used).
         device: where the networks run.
-        size: network input side (256 for the paper's weights).
+        size: network input side; default: the side the weights were trained for (256 for the paper's).
         metadata: the weights file's metadata, kept for provenance.
     """
 
@@ -94,13 +94,13 @@ class Colorizer:
         model: InstColorModel,
         detector=None,
         device: str | torch.device = "cpu",
-        size: int = 256,
+        size: int | None = None,
         metadata: dict[str, str] | None = None,
     ) -> None:
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.detector = detector
-        self.size = size
+        self.size = size or model.config.input_size
         self.metadata = dict(metadata or {})
 
     @classmethod
