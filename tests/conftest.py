@@ -15,3 +15,4 @@ import pytest
 def _isolated_instcolor_home(tmp_path_factory, monkeypatch):
     """Tests never read or write the user's weights cache."""
     monkeypatch.setenv("INSTCOLOR_HOME", str(tmp_path_factory.mktemp("instcolor_home")))
+    monkeypatch.setenv("INSTCOLOR_OFFLINE", "1")  # the default weights never trigger a real download

@@ -17,9 +17,12 @@ Below each prefix the module names are the reference's (``model1`` .. ``model10`
 ``model8up``, ``model3short8`` ..., ``model_out``; the fusion net adds ``weight_layer`` ..
 ``weight_layer10_2``, each with ``simple_instance_conv`` and ``simple_bg_conv``), and the indices
 inside each ``nn.Sequential`` are the same as ours, so the tail of every key (``0.weight``,
-``4.running_mean`` ...) carries over unchanged. Unlike the reference, ``model_class`` is a bare
-``Conv2d`` (``model_class.weight``, not ``model_class.0.weight``) and no key has a ``module.``
-prefix.
+``4.running_mean`` ...) carries over unchanged. Unlike the reference, the up-convolutions
+(``model8up``, ``model9up``, ``model10up``), the shortcuts (``model3short8``, ``model2short9``,
+``model1short10``) and ``model_class`` are bare modules (``model8up.weight``) rather than
+one-element ``nn.Sequential`` (``model8up.0.weight``), like ours; the reference spelling is
+accepted for those modules too (:data:`MMAGIC_SEQUENTIAL_ALIASES`), a checkpoint holding both
+is an error. No key has a ``module.`` prefix.
 
 Dropped on purpose: every ``model_class`` (a 529-bin classification head the regression output
 never uses) and ``fusion_model.weight_layerout`` (a weight generator that is never called), and the
@@ -63,6 +66,12 @@ MMAGIC_WEIGHT_LAYERS: dict[str, str] = {
 #: The two CNNs of a ``WeightLayer`` -> ours (:class:`FusionLayer`).
 MMAGIC_WEIGHT_LAYER_PARTS: dict[str, str] = {"simple_instance_conv": "instance_net", "simple_bg_conv": "background_net"}
 
+#: Bare modules in mmagic that the reference wraps in a one-element ``nn.Sequential``: for these,
+#: ``MODULE.0.weight`` / ``MODULE.0.bias`` are read as ``MODULE.weight`` / ``MODULE.bias``.
+MMAGIC_SEQUENTIAL_ALIASES: frozenset[str] = frozenset(
+    {"model8up", "model9up", "model10up", "model3short8", "model2short9", "model1short10"}
+)
+
 #: Modules present in the checkpoint and unused at inference, with the reason they are dropped.
 MMAGIC_DROPPED_MODULES: dict[str, str] = {
     "model_class": "classification head (529 ab bins); the regression output does not use it",
@@ -100,6 +109,8 @@ def map_mmagic_key(key: str) -> str | None:
     if module == "model_class" or (network == "fusion_model" and module == "weight_layerout"):
         return None
     target = MMAGIC_NETWORKS[network]
+    if module in MMAGIC_SEQUENTIAL_ALIASES and rest in ("0.weight", "0.bias"):
+        rest = rest.removeprefix("0.")
     if module in MMAGIC_BACKBONE_MODULES:
         backbone = "fusion.backbone" if network == "fusion_model" else target
         return f"{backbone}.{MMAGIC_BACKBONE_MODULES[module]}.{rest}"

@@ -165,7 +165,7 @@ REGISTRY: dict[str, WeightSet] = {
 PREFERRED = "paper-coco"
 FALLBACK = "starter"
 INSTALL_HINT = (
-    "instcolor weights download paper-coco   "
+    "instcolor weights download paper-coco "
     "(or, with the authors' zip at hand: instcolor weights import PATH/TO/checkpoints.zip)"
 )
 
@@ -231,7 +231,7 @@ def default_weights(allow_download: bool | None = None) -> tuple[Path, str | Non
         try:
             result = install(PREFERRED)
         except (DownloadError, WeightsError, OSError) as err:
-            reason = f"{PREFERRED} could not be downloaded ({_first_line(err)})"
+            reason = f"{PREFERRED} could not be downloaded ({_one_line(err)})"
         else:
             return result.path, f"downloaded {PREFERRED} to {result.path}"
     elif offline():
@@ -246,9 +246,12 @@ def default_weights(allow_download: bool | None = None) -> tuple[Path, str | Non
     )
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+def _one_line(err: BaseException) -> str:
+    """An error as one line: a multi-line "every source failed" message keeps only the reasons."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    return "; ".join(lines[1:]) if len(lines) > 1 and lines[0].endswith(":") else " ".join(lines)
 
 
 def tensors_sha256(tensors: Mapping[str, torch.Tensor]) -> str:
@@ -303,7 +306,9 @@ def verify_weights(path: str | os.PathLike) -> Verification:
         if actual == recorded:
             result.checks.append("tensors unchanged since install (tensors_sha256)")
         else:
-            result.problems.append(f"tensors changed since install: sha256 {actual[:16]}..., recorded {recorded[:16]}...")
+            result.problems.append(
+                f"tensors changed since install: sha256 {actual[:16]}..., recorded {recorded[:16]}..."
+            )
     source_url, source_sha = meta.get("source_url"), meta.get("source_sha256")
     if source_url:
         known = _registered_checksum(source_url)

@@ -290,14 +290,16 @@ def installed_weights(home: Path | None = None) -> list[tuple[Path, dict[str, st
 
 
 def resolve_weights_path(name_or_path: str | os.PathLike) -> Path:
-    """A file path as given, or the installed weights called ``name`` in the cache."""
+    """A file path as given, or the weights called ``name``: installed in the cache, or bundled."""
     path = Path(name_or_path)
     if path.is_file():
         return path
     if re.fullmatch(r"[A-Za-z0-9_.-]+", str(name_or_path)):
-        cached = weights_home() / f"{name_or_path}.safetensors"
-        if cached.is_file():
-            return cached
+        from instcolor.registry import installed_path  # the registry builds on this module
+
+        installed = installed_path(str(name_or_path))
+        if installed is not None:
+            return installed
     raise WeightsError(
         f"weights {os.fspath(name_or_path)!r} not found (neither a file nor installed in {weights_home()}); "
         "install the paper's weights with: instcolor weights import PATH/TO/checkpoints.zip"
