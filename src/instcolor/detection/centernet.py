@@ -205,7 +205,8 @@ def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
 
 
 class Conv2dSame(nn.Conv2d):
-    """``nn.Conv2d`` with TensorFlow's "SAME" padding (asymmetric for even totals, e.g. stride 2)."""
+    """``nn.Conv2d`` with TensorFlow's "SAME" padding: when the total padding is odd (stride 2 on
+    an even size), the extra pixel goes to the bottom/right, where PyTorch can only pad evenly."""
 
     def __init__(
         self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1, bias: bool = True

