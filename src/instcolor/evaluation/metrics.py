@@ -6,10 +6,11 @@ form in which results are saved and compared; values are computed in float64 whe
 * :func:`psnr`: peak signal-to-noise ratio over all pixels and the three channels, data range 255
   (torchmetrics; the same as ``skimage.metrics.peak_signal_noise_ratio(data_range=255)``).
 * :func:`ssim`: structural similarity of Wang et al. (2004): 11x11 Gaussian window, sigma 1.5,
-  K1 = 0.01, K2 = 0.03, data range 255, population covariance, computed per RGB channel and
-  averaged over the window positions that fit inside the image (torchmetrics; the same as
-  ``skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5,
-  use_sample_covariance=False, data_range=255, channel_axis=-1)``).
+  K1 = 0.01, K2 = 0.03, data range 255, population covariance, per RGB channel, averaged over the
+  window positions that fit inside the image: ``skimage.metrics.structural_similarity(
+  gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255, channel_axis=-1)``.
+  (scikit-image's defaults, a 7x7 uniform window with sample covariance, give other numbers, and
+  torchmetrics 1.x also averages over the reflect-padded border: protocols must say which.)
 * :class:`LPIPS`: learned perceptual distance of Zhang et al. (2018), AlexNet, v0.1 linear layers
   (the ``lpips`` package). The AlexNet backbone weights are loaded explicitly (see
   :func:`load_lpips`), never left random.
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -46,8 +48,6 @@ LPIPS_MIN_SIDE = 31
 #: Smallest side SSIM's 11x11 window fits in.
 SSIM_MIN_SIDE = 11
 
-SSIM_SETTINGS = {"window": "gaussian 11x11", "sigma": 1.5, "k1": 0.01, "k2": 0.03, "data_range": 255}
-
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -56,41 +56,59 @@ class MetricUnavailable(RuntimeError):
     """A metric cannot be computed here (its package or backbone weights are missing)."""
 
 
-def _as_batch(image: np.ndarray) -> torch.Tensor:
-    """``(H, W, 3)`` uint8 -> ``(1, 3, H, W)`` float64 in ``[0, 255]``."""
-    image = np.asarray(image)
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected an (H, W, 3) uint8 image, got {image.dtype} {image.shape}")
-    return torch.from_numpy(image).permute(2, 0, 1)[None].to(torch.float64)
+def _as_batch(images: list[np.ndarray], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``M x (H, W, 3)`` uint8 -> ``(M, 3, H, W)`` float in ``[0, 255]``."""
+    arrays = [np.asarray(image) for image in images]
+    for image in arrays:
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected (H, W, 3) uint8 images, got {image.dtype} {image.shape}")
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).to(dtype)
 
 
-def _check_pair(pred: np.ndarray, target: np.ndarray) -> None:
-    if np.shape(pred) != np.shape(target):
-        raise ValueError(f"prediction {np.shape(pred)} and ground truth {np.shape(target)} differ in size")
+def _check_pairs(preds: list[np.ndarray], target: np.ndarray) -> None:
+    for pred in preds:
+        if np.shape(pred) != np.shape(target):
+            raise ValueError(f"prediction {np.shape(pred)} and ground truth {np.shape(target)} differ in size")
+
+
+def psnr_many(preds: list[np.ndarray], target: np.ndarray) -> list[float]:
+    """PSNR in dB of each ``(H, W, 3)`` uint8 prediction against one ground truth (``inf`` if identical)."""
+    from torchmetrics.functional.image import peak_signal_noise_ratio
+
+    _check_pairs(preds, target)
+    if not preds:
+        return []
+    values = peak_signal_noise_ratio(
+        _as_batch(preds, torch.float64), _as_batch([target], torch.float64).expand(len(preds), -1, -1, -1),
+        data_range=255.0, reduction="none", dim=(1, 2, 3),
+    )  # fmt: skip
+    return [float(v) for v in values]
+
+
+def ssim_many(preds: list[np.ndarray], target: np.ndarray) -> list[float]:
+    """SSIM of each ``(H, W, 3)`` uint8 prediction against one ground truth; NaN under 11 px."""
+    from skimage.metrics import structural_similarity
+
+    _check_pairs(preds, target)
+    if min(np.shape(target)[:2]) < SSIM_MIN_SIDE:
+        return [float("nan")] * len(preds)
+    return [
+        float(structural_similarity(
+            np.asarray(pred), np.asarray(target), gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+            data_range=255, channel_axis=-1, K1=0.01, K2=0.03,
+        ))  # fmt: skip
+        for pred in preds
+    ]
 
 
 def psnr(pred: np.ndarray, target: np.ndarray) -> float:
     """PSNR in dB of two ``(H, W, 3)`` uint8 images (``inf`` when they are identical)."""
-    from torchmetrics.functional.image import peak_signal_noise_ratio
-
-    _check_pair(pred, target)
-    if np.array_equal(pred, target):
-        return float("inf")
-    return float(peak_signal_noise_ratio(_as_batch(pred), _as_batch(target), data_range=255.0))
+    return psnr_many([pred], target)[0]
 
 
 def ssim(pred: np.ndarray, target: np.ndarray) -> float:
     """SSIM of two ``(H, W, 3)`` uint8 images, in ``[-1, 1]``; NaN when a side is under 11 px."""
-    from torchmetrics.functional.image import structural_similarity_index_measure
-
-    _check_pair(pred, target)
-    if min(np.shape(pred)[:2]) < SSIM_MIN_SIDE:
-        return float("nan")
-    value = structural_similarity_index_measure(
-        _as_batch(pred), _as_batch(target), gaussian_kernel=True, sigma=1.5, kernel_size=11,
-        data_range=255.0, k1=0.01, k2=0.03,
-    )  # fmt: skip
-    return float(value)
+    return ssim_many([pred], target)[0]
 
 
 def colourfulness(image: np.ndarray) -> float:
@@ -210,28 +228,22 @@ class LPIPS:
         self.weights = weights
         self.device = device
 
-    def _tensor(self, image: np.ndarray) -> torch.Tensor:
-        return (_as_batch(image).to(self.device, torch.float32) / 127.5) - 1.0
+    def _tensor(self, images: list[np.ndarray]) -> torch.Tensor:
+        return _as_batch(images).to(self.device) / 127.5 - 1.0
 
-    @torch.inference_mode()
     def __call__(self, pred: np.ndarray, target: np.ndarray) -> float:
-        _check_pair(pred, target)
-        if min(np.shape(pred)[:2]) < LPIPS_MIN_SIDE:
-            return float("nan")
-        return float(self.network(self._tensor(pred), self._tensor(target)).reshape(()))
+        return self.many([pred], target)[0]
 
     @torch.inference_mode()
     def many(self, preds: list[np.ndarray], target: np.ndarray) -> list[float]:
         """Distances of several same-size predictions to one ground truth, in one batch."""
-        for pred in preds:
-            _check_pair(pred, target)
+        _check_pairs(preds, target)
         if not preds:
             return []
         if min(np.shape(target)[:2]) < LPIPS_MIN_SIDE:
             return [float("nan")] * len(preds)
-        batch = torch.cat([self._tensor(p) for p in preds])
-        reference = self._tensor(target).expand(len(preds), -1, -1, -1)
-        return [float(v) for v in self.network(batch, reference).reshape(-1)]
+        reference = self._tensor([target]).expand(len(preds), -1, -1, -1)
+        return [float(v) for v in self.network(self._tensor(preds), reference).reshape(-1)]
 
 
 def load_lpips(
@@ -260,7 +272,9 @@ def load_lpips(
 
     found = resolve_backbone_weights(AlexNet_Weights.IMAGENET1K_V1.url, weights, ALEXNET_ENV, download)
     state = _load_state_dict(found.path)
-    network = lpips_package.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=True, verbose=False)
+    with warnings.catch_warnings():  # torchvision's "pretrained is deprecated", raised inside lpips
+        warnings.simplefilter("ignore", UserWarning)
+        network = lpips_package.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=True, verbose=False)
     targets = {
         f"features.{index}.{kind}": f"net.{slice_name}.{index}.{kind}"
         for slice_name, block in network.net.named_children()
@@ -351,7 +365,7 @@ class FrechetDistance:
 
     @staticmethod
     def _batch(images: list[np.ndarray]) -> torch.Tensor:
-        return torch.stack([torch.from_numpy(np.ascontiguousarray(i)).permute(2, 0, 1) for i in images]).float() / 255
+        return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
 
     @torch.inference_mode()
     def update_real(self, images: list[np.ndarray]) -> None:

@@ -29,6 +29,8 @@ import torch
 from PIL import Image
 
 from instcolor.color import rgb_to_grey, rgb_to_lab
+from instcolor.data import AB_RANGE_THRESHOLD
+from instcolor.data import ab_range as _training_ab_range
 from instcolor.evaluation.metrics import (
     LPIPS_MIN_SIDE,
     FrechetDistance,
@@ -36,8 +38,8 @@ from instcolor.evaluation.metrics import (
     colourfulness,
     load_inception,
     load_lpips,
-    psnr,
-    ssim,
+    psnr_many,
+    ssim_many,
 )
 from instcolor.evaluation.stats import Summary, bootstrap_mean
 from instcolor.geometry import sanitize_boxes
@@ -54,8 +56,9 @@ METHODS: dict[str, str] = {
 GROUND_TRUTH = "ground_truth"
 #: Per-image metrics, and whether higher is better (None: neither; reported for reference).
 METRICS: dict[str, bool | None] = {"psnr": True, "ssim": True, "lpips": False, "colourfulness": None}
-#: Images whose Lab ab values span less than this are greyscale originals (the training rule).
-MIN_AB_RANGE = 5.0
+#: Images whose Lab ab range (range of a* plus range of b*) is under this are greyscale
+#: originals: the training rule (:data:`instcolor.data.AB_RANGE_THRESHOLD`).
+MIN_AB_RANGE = AB_RANGE_THRESHOLD
 
 
 @dataclass
@@ -69,7 +72,7 @@ class EvaluationConfig:
             instance-level metrics; at least 31 for LPIPS's AlexNet.
         lpips_weights, inception_weights: local torchvision state dicts for the backbones, or None
             to use ``$INSTCOLOR_ALEXNET_WEIGHTS`` / ``$INSTCOLOR_INCEPTION_WEIGHTS`` / the torch hub cache.
-        download: allow downloading the backbones through torch hub.
+        download: allow downloading the backbones through torch hub; None: unless ``$INSTCOLOR_OFFLINE`` is set.
         lpips, fid: compute these (they need their backbones).
         bootstrap_resamples, seed: for the 95% intervals.
         preview_images: how many images the contact sheet shows.
@@ -81,7 +84,7 @@ class EvaluationConfig:
     min_box_side: int = 32
     lpips_weights: str | os.PathLike | None = None
     inception_weights: str | os.PathLike | None = None
-    download: bool = True
+    download: bool | None = None
     lpips: bool = True
     fid: bool = True
     bootstrap_resamples: int = 1000
@@ -92,6 +95,10 @@ class EvaluationConfig:
     def __post_init__(self) -> None:
         if self.resolution is not None and (self.resolution < 16 or self.resolution % 8):
             raise ValueError(f"resolution must be a multiple of 8 of at least 16, got {self.resolution}")
+        if self.download is None:
+            from instcolor.registry import offline
+
+            self.download = not offline()
         if self.min_box_side < LPIPS_MIN_SIDE:
             raise ValueError(f"min_box_side must be at least {LPIPS_MIN_SIDE} (LPIPS's AlexNet), got {self.min_box_side}")
 
@@ -139,7 +146,7 @@ class ImageRecord:
             "eval_size": list(self.eval_size),
             "instances": self.instances,
             "modes": self.modes,
-            "metrics": _clean(self.metrics),
+            "metrics": json_safe(self.metrics),
         }
 
 
@@ -170,12 +177,12 @@ class EvaluationResult:
     previews: list[Preview] = field(default_factory=list)
 
 
-def _clean(value):
+def json_safe(value):
     """JSON-safe copy: floats rounded, NaN and infinities as None."""
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, (float, np.floating)):
         return round(float(value), 6) if np.isfinite(value) else None
     if isinstance(value, np.integer):
@@ -189,15 +196,14 @@ def _to_uint8(rgb: np.ndarray) -> np.ndarray:
 
 def make_grey(truth: np.ndarray) -> np.ndarray:
     """``(H, W, 3)`` uint8 ground truth -> ``(H, W)`` uint8 grey input, exactly as training makes it."""
-    rgb = torch.from_numpy(truth).permute(2, 0, 1)[None].to(torch.float64) / 255.0
+    rgb = torch.tensor(truth).permute(2, 0, 1)[None].to(torch.float64) / 255.0
     return _to_uint8(rgb_to_grey(rgb)[0, 0].numpy())
 
 
 def ab_range(truth: np.ndarray) -> float:
-    """Spread (max - min) of the Lab a*, b* values of an ``(H, W, 3)`` uint8 image."""
-    rgb = torch.from_numpy(truth).permute(2, 0, 1)[None].to(torch.float32) / 255.0
-    ab = rgb_to_lab(rgb)[:, 1:]
-    return float(ab.max() - ab.min())
+    """Range of a* plus range of b* (Lab) of an ``(H, W, 3)`` uint8 image, as training measures it."""
+    rgb = torch.tensor(truth).permute(2, 0, 1)[None].to(torch.float32) / 255.0
+    return float(_training_ab_range(rgb_to_lab(rgb)[:, 1:])[0])
 
 
 def scale_boxes(boxes: np.ndarray, size: tuple[int, int], eval_size: tuple[int, int]) -> np.ndarray:
@@ -207,8 +213,16 @@ def scale_boxes(boxes: np.ndarray, size: tuple[int, int], eval_size: tuple[int, 
     return sanitize_boxes(np.asarray(boxes, np.float64).reshape(-1, 4) * scale, eval_size)
 
 
-def _measure(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    return {"psnr": psnr(pred, truth), "ssim": ssim(pred, truth), "colourfulness": colourfulness(pred)}
+def measure(preds: dict[str, np.ndarray], truth: np.ndarray, lpips=None) -> dict[str, dict[str, float]]:
+    """``{method: {metric: value}}`` of same-size ``(H, W, 3)`` uint8 results against the ground truth."""
+    order = list(preds)
+    images = [np.ascontiguousarray(preds[m]) for m in order]
+    truth = np.ascontiguousarray(truth)
+    columns = {"psnr": psnr_many(images, truth), "ssim": ssim_many(images, truth)}
+    if lpips is not None:
+        columns["lpips"] = lpips.many(images, truth)
+    columns["colourfulness"] = [colourfulness(image) for image in images]
+    return {method: {metric: values[i] for metric, values in columns.items()} for i, method in enumerate(order)}
 
 
 class _Evaluator:
@@ -269,7 +283,7 @@ class _Evaluator:
         truth_full = _to_uint8(decoded.rgb)
         spread = ab_range(truth_full)
         if spread < MIN_AB_RANGE:
-            return f"greyscale original (Lab ab range {spread:.2f} < {MIN_AB_RANGE:g})"
+            return f"greyscale original (Lab ab range {spread:.2f} under {MIN_AB_RANGE:g})"
         size = (truth_full.shape[1], truth_full.shape[0])
         resolution = self.config.resolution
         if resolution is None:
@@ -293,16 +307,10 @@ class _Evaluator:
                 "instances": [{"colourfulness": colourfulness(truth[c])} for c in crops],
             }
         }
-        for method, pred in preds.items():
-            metrics[method] = {"image": _measure(pred, truth), "instances": [_measure(pred[c], truth[c]) for c in crops]}
-        if self.lpips is not None:
-            order = list(preds)
-            for method, value in zip(order, self.lpips.many([preds[m] for m in order], truth)):
-                metrics[method]["image"]["lpips"] = value
-            for i, crop in enumerate(crops):
-                values = self.lpips.many([np.ascontiguousarray(preds[m][crop]) for m in order], np.ascontiguousarray(truth[crop]))
-                for method, value in zip(order, values):
-                    metrics[method]["instances"][i]["lpips"] = value
+        whole = measure(preds, truth, self.lpips)
+        inside = [measure({m: p[c] for m, p in preds.items()}, truth[c], self.lpips) for c in crops]
+        for method in preds:
+            metrics[method] = {"image": whole[method], "instances": [values[method] for values in inside]}
         if self.fid is not None:
             self.fid.update_real([truth])
             for method, pred in preds.items():
@@ -448,7 +456,9 @@ def describe_protocol(config: EvaluationConfig, colorizer, compare, boxes, runne
     if boxes is not None:
         box_source = "boxes file (boxes in original pixels; images without an entry have no box)"
     elif detector is not None:
-        box_source = f"detector {detector}, run on the full-resolution grey photo"
+        settings = getattr(colorizer.detector, "filter", None)
+        box_source = f"detector {detector}" + (f" ({settings})" if settings is not None else "")
+        box_source += ", run on the full-resolution grey photo"
     else:
         box_source = "none (no boxes file, no detector): fusion falls back to the full-image network"
     lpips = runner.lpips
@@ -466,9 +476,12 @@ def describe_protocol(config: EvaluationConfig, colorizer, compare, boxes, runne
             "CIE Lab D65 (kornia); result = L of the grey input + predicted ab, converted to sRGB, "
             "clipped to the gamut, rounded to 8 bits"
         ),
-        "skipped_images": f"one colour channel, or Lab ab range < {MIN_AB_RANGE:g} (greyscale originals, as in training)",
+        "skipped_images": (
+            f"one colour channel, or Lab range of a* plus range of b* under {MIN_AB_RANGE:g} "
+            "(greyscale originals, the training rule)"
+        ),
         "boxes": box_source,
-        "detector": detector,
+        "detector": detector or "none",
         "max_instances": config.max_instances,
         "box_mapping": (
             "x * w / W and y * h / H onto the evaluation image, truncated to integer pixels, clipped, "
@@ -480,14 +493,16 @@ def describe_protocol(config: EvaluationConfig, colorizer, compare, boxes, runne
         ),
         "psnr": "10 log10(255^2 / MSE) over all pixels and RGB channels of the 8-bit images (torchmetrics)",
         "ssim": (
-            "Wang et al. 2004 on 8-bit RGB, data range 255, Gaussian window 11x11 sigma 1.5, K1 0.01, K2 0.03, "
-            "population covariance, mean over channels and valid window positions (torchmetrics; equals "
-            "skimage structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False))"
+            "Wang et al. 2004 on 8-bit RGB: skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5, "
+            "use_sample_covariance=False, data_range=255, channel_axis=-1), i.e. Gaussian window 11x11, K1 0.01, "
+            "K2 0.03, mean over channels and the window positions inside the image "
+            f"(scikit-image {version_of('scikit-image')})"
         ),
         "lpips": (
             f"AlexNet, v0.1 linear layers (lpips {version_of('lpips')}), inputs scaled to [-1, 1]; "
             f"AlexNet weights {lpips.weights.describe()}" if lpips is not None else None
         ),
+        "lpips_backbone_is_release": lpips.weights.official if lpips is not None else None,
         "colourfulness": "Hasler and Suesstrunk 2003 on 0..255 sRGB (no reference; higher is more colourful)",
         "fid": (
             "Fréchet distance of torchvision Inception-v3 (IMAGENET1K_V1) 2048-d pool features, whole images "
@@ -496,15 +511,17 @@ def describe_protocol(config: EvaluationConfig, colorizer, compare, boxes, runne
             "with the TF-Inception weights, and biased upwards for sets under about 2,000 images"
             if runner.inception is not None else None
         ),
+        "fid_backbone_is_release": runner.inception.official if runner.inception is not None else None,
         "confidence_intervals": (
             f"95% percentile bootstrap over images, {config.bootstrap_resamples} resamples, seed {config.seed} "
             "(an image's instances are resampled together)"
         ),
         "weights": _weights_description(colorizer),
         "compare_weights": _weights_description(compare) if compare is not None else None,
+        "network_input": f"{getattr(colorizer, 'size', 256)}x{getattr(colorizer, 'size', 256)}",
         "device": str(getattr(colorizer, "device", "cpu")),
         "software": {
-            name: version_of(name) for name in ("torch", "torchvision", "torchmetrics", "lpips", "kornia", "Pillow", "numpy")
+            name: version_of(name) for name in ("torch", "torchvision", "torchmetrics", "scikit-image", "lpips", "kornia", "Pillow", "numpy")
         },
     }
     return protocol

@@ -1,0 +1,242 @@
+"""Writing an evaluation's report folder.
+
+``write_report(result, folder)`` writes:
+
+* ``metrics.json``: protocol, per-image values (whole image and each instance), means with 95%
+  bootstrap intervals, Fréchet distances, unavailable metrics with their reasons;
+* ``report.md``: the tables and the protocol, for people;
+* ``contact_sheet.png``: per image, the grey input, each method's result and the ground truth,
+  boxes drawn on the fusion result and the ground truth;
+* ``distributions.png``: per-image (and per-instance) distribution of each metric by method.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from instcolor.evaluation.runner import GROUND_TRUTH, METRICS, EvaluationResult, json_safe
+from instcolor.evaluation.stats import Summary
+from instcolor.io import atomic_path, atomic_write_bytes, save_image
+
+METRIC_TITLES = {"psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS", "colourfulness": "colourfulness"}
+_DECIMALS = {"psnr": 2, "ssim": 4, "lpips": 4, "colourfulness": 2}
+_ARROWS = {True: " ↑", False: " ↓", None: ""}
+#: Contact-sheet column titles besides the methods.
+_INPUT_TITLE, _TRUTH_TITLE = "grey input", "ground truth"
+_BOX_COLOUR = (255, 40, 40)
+
+
+def metrics_json(result: EvaluationResult) -> dict:
+    """The ``metrics.json`` payload."""
+    return {
+        "protocol": json_safe(result.protocol),
+        "methods": result.methods,
+        "unavailable": result.unavailable,
+        "summary": {
+            level: {method: {m: s.to_json() for m, s in table.items()} for method, table in methods.items()}
+            for level, methods in result.summary.items()
+        },
+        "fid": json_safe(result.fid),
+        "images": [record.to_json() for record in result.images],
+        "skipped": [{"image": name, "reason": reason} for name, reason in result.skipped],
+        "failed": [{"image": name, "error": error} for name, error in result.failed],
+    }
+
+
+def _cell(summary: Summary | None, metric: str) -> str:
+    if summary is None or summary.n == 0:
+        return "–"
+    digits = _DECIMALS[metric]
+    if summary.low == summary.high:
+        return f"{summary.mean:.{digits}f}"
+    return f"{summary.mean:.{digits}f} [{summary.low:.{digits}f}, {summary.high:.{digits}f}]"
+
+
+def _number(value: float) -> str:
+    return f"{value:.3f}" if abs(value) < 1e6 else f"{value:.4e}"
+
+
+def _table(result: EvaluationResult, level: str) -> list[str]:
+    metrics = [m for m in METRICS if m not in result.unavailable]
+    header = "| method | " + " | ".join(METRIC_TITLES[m] + _ARROWS[METRICS[m]] for m in metrics) + " |"
+    lines = [header, "|---" * (len(metrics) + 1) + "|"]
+    rows = [*result.methods.items(), (GROUND_TRUTH, _TRUTH_TITLE)]
+    for method, title in rows:
+        table = result.summary.get(level, {}).get(method, {})
+        cells = [_cell(table.get(m), m) for m in metrics]
+        lines.append(f"| {title} (`{method}`) | " + " | ".join(cells) + " |")
+    return lines
+
+
+def render_markdown(result: EvaluationResult, files: dict[str, str]) -> str:
+    """``report.md``: counts, the two tables, Fréchet distances, unavailable metrics, protocol."""
+    n_instances = sum(1 for r in result.images for inst in r.instances if inst["used"])
+    n_boxes = sum(len(r.instances) for r in result.images)
+    images_with = sum(1 for r in result.images if any(inst["used"] for inst in r.instances))
+    lines = [
+        "# Colorization evaluation",
+        "",
+        f"{len(result.images)} images evaluated, {len(result.skipped)} skipped, {len(result.failed)} failed. "
+        f"Resolution: {result.protocol.get('resolution')}. "
+        "Values are means with 95% bootstrap intervals over images in brackets.",
+        "",
+        "## Whole image",
+        "",
+        *_table(result, "image"),
+        "",
+        f"## Inside instance boxes ({n_instances} instances in {images_with} images; "
+        f"{n_boxes - n_instances} boxes too small)",
+        "",
+    ]
+    if n_instances:
+        lines += _table(result, "instance")
+    else:
+        lines.append("No instance large enough to measure (see the protocol's `boxes` and `instance_metrics`).")
+    for metric, key in (("LPIPS", "lpips_backbone_is_release"), ("The Fréchet distance", "fid_backbone_is_release")):
+        if result.protocol.get(key) is False:
+            lines += [
+                "",
+                f"> **Note:** {metric} ran with backbone weights that are not torchvision's published release "
+                "(see the protocol): its values are not comparable with published numbers.",
+            ]
+    lines += ["", "## Fréchet distance (FID-style, whole images)", ""]
+    if result.fid:
+        lines += ["| method | distance ↓ |", "|---|---|"]
+        lines += [f"| {result.methods[m]} (`{m}`) | {_number(v)} |" for m, v in result.fid.items() if m in result.methods]
+    else:
+        lines.append(f"unavailable: {result.unavailable.get('fid', 'not computed')}")
+    if result.unavailable:
+        lines += ["", "## Unavailable metrics", ""]
+        lines += [f"- {METRIC_TITLES.get(k, k.upper())}: unavailable: {reason}" for k, reason in result.unavailable.items()]
+    lines += ["", "## Protocol", ""]
+    for key, value in result.protocol.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items()) or "–"
+        lines.append(f"- **{key}**: {'unavailable' if value is None else value}")
+    if files:
+        lines += ["", "## Files", ""]
+        lines += [f"- [{name}]({name}): {what}" for name, what in files.items()]
+    if result.skipped or result.failed:
+        lines += ["", "## Skipped and failed images", ""]
+        lines += [f"- skipped {name}: {reason}" for name, reason in result.skipped]
+        lines += [f"- failed {name}: {error}" for name, error in result.failed]
+    return "\n".join(lines) + "\n"
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has one bitmap size
+        return ImageFont.load_default()
+
+
+def contact_sheet(result: EvaluationResult, gap: int = 4) -> Image.Image | None:
+    """Grid of the previews: one row per image; columns grey input, each method, ground truth."""
+    if not result.previews:
+        return None
+    columns = [("grey", _INPUT_TITLE)] + [(m, m) for m in result.methods if m != "grey"] + [(GROUND_TRUTH, _TRUTH_TITLE)]
+    height = max(p.images[GROUND_TRUTH].shape[0] for p in result.previews)
+    widths = [max(p.images[key].shape[1] for p in result.previews) for key, _ in columns]
+    font = _font(12)
+    header, label = 18, 16
+    sheet_w = sum(widths) + gap * (len(columns) + 1)
+    sheet_h = header + len(result.previews) * (label + height + gap) + gap
+    sheet = Image.new("RGB", (sheet_w, sheet_h), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    x = gap
+    for (_, title), width in zip(columns, widths):
+        draw.text((x, 3), title, fill=(0, 0, 0), font=font)
+        x += width + gap
+    y = header
+    for preview in result.previews:
+        draw.text((gap, y + 1), preview.name, fill=(60, 60, 60), font=font)
+        y += label
+        x = gap
+        for (key, _), width in zip(columns, widths):
+            tile = Image.fromarray(preview.images[key])
+            if key in ("fusion", GROUND_TRUTH) and len(preview.boxes):
+                tile_draw = ImageDraw.Draw(tile)
+                for x1, y1, x2, y2 in preview.boxes.tolist():
+                    tile_draw.rectangle([x1, y1, max(x1, x2 - 1), max(y1, y2 - 1)], outline=_BOX_COLOUR, width=1)
+            sheet.paste(tile, (x, y))
+            x += width + gap
+        y += height + gap
+    return sheet
+
+
+def distribution_plot(result: EvaluationResult, path: str | os.PathLike) -> bool:
+    """Box plots (with the points) of each metric's per-image and per-instance values, by method.
+
+    Uses matplotlib's Agg canvas directly (no pyplot, no global backend change). Returns False when
+    there is nothing to plot.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    methods = list(result.methods)
+    metrics = [m for m in METRICS if m not in result.unavailable]
+    levels = [("image", "whole image")]
+    if any(inst for r in result.images for inst in r.metrics["fusion"]["instances"]):
+        levels.append(("instances", "inside boxes"))
+    if not result.images:
+        return False
+    figure = Figure(figsize=(3.2 * len(metrics), 3.0 * len(levels)), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(len(levels), len(metrics), squeeze=False)
+    rng = np.random.default_rng(0)
+    for row, (level, level_title) in enumerate(levels):
+        for col, metric in enumerate(metrics):
+            axis = axes[row][col]
+            names = methods + ([GROUND_TRUTH] if metric == "colourfulness" else [])
+            data = []
+            for method in names:
+                if level == "image":
+                    values = [r.metrics[method]["image"].get(metric, np.nan) for r in result.images]
+                else:
+                    values = [inst.get(metric, np.nan) for r in result.images for inst in r.metrics[method]["instances"]]
+                values = np.asarray(values, dtype=np.float64)
+                data.append(values[np.isfinite(values)])
+            positions = np.arange(1, len(names) + 1)
+            present = [i for i, d in enumerate(data) if d.size]
+            if present:
+                axis.boxplot([data[i] for i in present], positions=positions[present], widths=0.6, showfliers=False)
+                for i in present:
+                    jitter = rng.uniform(-0.15, 0.15, size=data[i].size)
+                    axis.plot(positions[i] + jitter, data[i], "o", markersize=2.5, alpha=0.5)
+            axis.set_xticks(positions, ["truth" if n == GROUND_TRUTH else n for n in names], rotation=30)
+            axis.set_title(f"{METRIC_TITLES[metric]}{_ARROWS[METRICS[metric]]}, {level_title}", fontsize=9)
+            axis.grid(axis="y", alpha=0.3)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=100)
+    return True
+
+
+def write_report(result: EvaluationResult, folder: str | os.PathLike) -> dict[str, Path]:
+    """Write ``metrics.json``, ``report.md``, ``contact_sheet.png`` and ``distributions.png``.
+
+    Returns:
+        ``{file name: path}`` of what was written (the pictures only when there is something to show).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    described: dict[str, str] = {"metrics.json": "every value, per image and instance, with the protocol"}
+    sheet = contact_sheet(result)
+    if sheet is not None:
+        save_image(sheet, folder / "contact_sheet.png")
+        written["contact_sheet.png"] = folder / "contact_sheet.png"
+        described["contact_sheet.png"] = f"grey input / each method / ground truth for the first {len(result.previews)} images"
+    if distribution_plot(result, folder / "distributions.png"):
+        written["distributions.png"] = folder / "distributions.png"
+        described["distributions.png"] = "per-image and per-instance distribution of each metric"
+    payload = json.dumps(metrics_json(result), indent=1, allow_nan=False)
+    atomic_write_bytes(folder / "metrics.json", payload.encode())
+    written["metrics.json"] = folder / "metrics.json"
+    atomic_write_bytes(folder / "report.md", render_markdown(result, described).encode())
+    written["report.md"] = folder / "report.md"
+    return written
