@@ -107,7 +107,7 @@ def collect_items(
     items: list[TrainingItem] = []
     missing = without_boxes = 0
     for path in paths:
-        found = lookup_instances(instances, path) if instances is not None else None
+        found = find_instances(instances, path) if instances is not None else None
         if found is None and stage != "full":
             missing += 1
             continue
@@ -121,6 +121,19 @@ def collect_items(
     if without_boxes:
         problems.append(f"{without_boxes} image(s) have no box and are left out of the {stage} stage")
     return items, problems
+
+
+def find_instances(entries: dict[str, Instances], image_path: str | os.PathLike) -> Instances | None:
+    """An image's entry in a boxes file: by its path as given, by the longest trailing part of its
+    path (``instcolor detect`` keys images that share a name as ``a/1.jpg``), by name, or by stem."""
+    if os.fspath(image_path) in entries:
+        return entries[os.fspath(image_path)]
+    parts = Path(image_path).parts
+    for start in range(1, len(parts) - 1):
+        key = "/".join(parts[start:])
+        if key in entries:
+            return entries[key]
+    return lookup_instances(entries, image_path)
 
 
 def save_items(path: str | os.PathLike, items: Sequence[TrainingItem]) -> None:

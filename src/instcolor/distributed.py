@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_fn
 from torch import nn
 
 
@@ -71,6 +70,27 @@ class DistributedContext:
             dist.destroy_process_group()
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over processes; its gradient is the sum of the processes' gradients."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        tensor = tensor.clone()
+        dist.all_reduce(tensor)
+        return tensor
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """Differentiable sum of ``tensor`` over all processes."""
+    return _AllReduceSum.apply(tensor)
+
+
 class AllReduceBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d whose training statistics cover the batches of all processes (any device).
 
@@ -83,20 +103,20 @@ class AllReduceBatchNorm2d(nn.BatchNorm2d):
         if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
         channels = x.shape[1]
-        x32 = x.float()
-        count = x.new_full((1,), x.numel() // channels, dtype=torch.float32)
-        sums = dist_fn.all_reduce(torch.cat([x32.sum(dim=(0, 2, 3)), count]))
+        wide = x.to(torch.promote_types(x.dtype, torch.float32))  # statistics in fp32 at least
+        count = wide.new_full((1,), x.numel() // channels)
+        sums = all_reduce_sum(torch.cat([wide.sum(dim=(0, 2, 3)), count]))
         total = sums[-1]
         mean = sums[:channels] / total
-        centred = x32 - mean.view(1, -1, 1, 1)
-        var = dist_fn.all_reduce(centred.square().sum(dim=(0, 2, 3))) / total
+        centred = wide - mean.view(1, -1, 1, 1)
+        var = all_reduce_sum(centred.square().sum(dim=(0, 2, 3))) / total
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
                 factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
                 unbiased = var * (total / (total - 1).clamp(min=1))
-                self.running_mean.mul_(1 - factor).add_(mean.detach(), alpha=factor)
-                self.running_var.mul_(1 - factor).add_(unbiased.detach(), alpha=factor)
+                self.running_mean.mul_(1 - factor).add_(mean.detach().to(self.running_mean.dtype), alpha=factor)
+                self.running_var.mul_(1 - factor).add_(unbiased.detach().to(self.running_var.dtype), alpha=factor)
         out = centred * torch.rsqrt(var + self.eps).view(1, -1, 1, 1)
         if self.affine:
             out = out * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
@@ -104,15 +124,20 @@ class AllReduceBatchNorm2d(nn.BatchNorm2d):
 
 
 def synchronize_batch_norm(module: nn.Module, device: torch.device) -> nn.Module:
-    """Make every BatchNorm2d of ``module`` use global-batch statistics (in place; returns it)."""
+    """Make every BatchNorm2d of ``module`` use global-batch statistics (in place; returns it).
+
+    The new layers hold the old layers' parameter and buffer objects."""
     if device.type == "cuda":
         return nn.SyncBatchNorm.convert_sync_batchnorm(module)
     for name, child in list(module.named_children()):
         if type(child) is nn.BatchNorm2d:
             synced = AllReduceBatchNorm2d(
                 child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats
-            ).to(device)
-            synced.load_state_dict(child.state_dict())
+            )
+            # The same parameter and buffer objects: optimisers and references stay valid.
+            synced.weight, synced.bias = child.weight, child.bias
+            synced.running_mean, synced.running_var = child.running_mean, child.running_var
+            synced.num_batches_tracked = child.num_batches_tracked
             synced.train(child.training)
             setattr(module, name, synced)
         else:
