@@ -421,12 +421,12 @@ def train(config: TrainConfig, resume: bool = False, console: Console | None = N
 
 
 def _resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("CUDA was asked for but no CUDA device is available")
-    return device
+    from instcolor.pipeline import resolve_device
+
+    try:
+        return resolve_device(name)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 class _Trainer:
