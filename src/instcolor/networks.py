@@ -14,7 +14,7 @@ reference checkpoints onto them explicitly.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -31,6 +31,11 @@ FEATURE_STRIDE: dict[str, int] = {
     "conv7_3": 8, "conv8_up": 4, "conv8_3": 4, "conv9_up": 2, "conv9_3": 2, "conv10_up": 1,
     "conv10_2": 1,
 }  # fmt: skip
+
+#: Feature maps that the next block starts with an in-place ReLU on. The reference runs the
+#: instance net to the end before fusing, so the instance features it fuses for these names are
+#: the rectified ones; a streamed run (:meth:`ColorizationBackbone.stages`) rectifies them itself.
+RECTIFIED_INSTANCE_FEATURES = frozenset({"conv8_up", "conv9_up", "conv10_up"})
 
 AB_SCALE = 110.0
 BACKGROUND_OUTSIDE_BOXES = 1e5
@@ -116,30 +121,51 @@ class ColorizationBackbone(nn.Module):
         self.ab_head = nn.Sequential(nn.Conv2d(c128, 2, kernel_size=1), nn.Tanh())
 
     def forward(self, x: torch.Tensor, fuse=None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        feats: dict[str, torch.Tensor] = {}
+        stages = self.stages(x)
+        try:
+            name, value = next(stages)
+            while True:
+                if fuse is not None:
+                    value = fuse(name, value)
+                feats[name] = value
+                name, value = stages.send(value)
+        except StopIteration as done:
+            return done.value, feats
+
+    def stages(self, x: torch.Tensor) -> Generator[tuple[str, torch.Tensor], torch.Tensor | None, torch.Tensor]:
+        """Run the network one feature map at a time.
+
+        A generator over :data:`FEATURE_NAMES`: yields ``(name, feature)``; ``send`` a replacement
+        (the fused map) to continue with it, or call ``next`` to keep the feature. Returns ``ab``
+        (as ``StopIteration.value``). Closing it early skips the rest of the network (the ab head of
+        the instance net, whose output fusion never uses). Only the maps later layers still need
+        (the shortcuts' ``conv1_2``, ``conv2_2``, ``conv3_3``) stay alive between steps.
+        """
         if x.shape[-1] % 8 or x.shape[-2] % 8:
             raise ValueError(f"input height and width must be divisible by 8, got {tuple(x.shape[-2:])}")
-        feats: dict[str, torch.Tensor] = {}
+        conv1_2 = yield from _emit("conv1_2", self.conv1(x))
+        conv2_2 = yield from _emit("conv2_2", self.conv2(conv1_2[:, :, ::2, ::2]))
+        conv3_3 = yield from _emit("conv3_3", self.conv3(conv2_2[:, :, ::2, ::2]))
+        h = yield from _emit("conv4_3", self.conv4(conv3_3[:, :, ::2, ::2]))
+        h = yield from _emit("conv5_3", self.conv5(h))
+        h = yield from _emit("conv6_3", self.conv6(h))
+        h = yield from _emit("conv7_3", self.conv7(h))
+        h = yield from _emit("conv8_up", self.conv8_up(h) + self.shortcut3_8(conv3_3))
+        del conv3_3
+        h = yield from _emit("conv8_3", self.conv8(h))
+        h = yield from _emit("conv9_up", self.conv9_up(h) + self.shortcut2_9(conv2_2))
+        del conv2_2
+        h = yield from _emit("conv9_3", self.conv9(h))
+        h = yield from _emit("conv10_up", self.conv10_up(h) + self.shortcut1_10(conv1_2))
+        del conv1_2
+        h = yield from _emit("conv10_2", self.conv10(h))
+        return self.ab_head(h)
 
-        def keep(name: str, value: torch.Tensor) -> torch.Tensor:
-            if fuse is not None:
-                value = fuse(name, value)
-            feats[name] = value
-            return value
 
-        conv1_2 = keep("conv1_2", self.conv1(x))
-        conv2_2 = keep("conv2_2", self.conv2(conv1_2[:, :, ::2, ::2]))
-        conv3_3 = keep("conv3_3", self.conv3(conv2_2[:, :, ::2, ::2]))
-        h = keep("conv4_3", self.conv4(conv3_3[:, :, ::2, ::2]))
-        h = keep("conv5_3", self.conv5(h))
-        h = keep("conv6_3", self.conv6(h))
-        h = keep("conv7_3", self.conv7(h))
-        h = keep("conv8_up", self.conv8_up(h) + self.shortcut3_8(conv3_3))
-        h = keep("conv8_3", self.conv8(h))
-        h = keep("conv9_up", self.conv9_up(h) + self.shortcut2_9(conv2_2))
-        h = keep("conv9_3", self.conv9(h))
-        h = keep("conv10_up", self.conv10_up(h) + self.shortcut1_10(conv1_2))
-        h = keep("conv10_2", self.conv10(h))
-        return self.ab_head(h), feats
+def _emit(name: str, value: torch.Tensor) -> Generator[tuple[str, torch.Tensor], torch.Tensor | None, torch.Tensor]:
+    replacement = yield name, value
+    return value if replacement is None else replacement
 
 
 def _weight_cnn(c_in: int, hidden: int) -> nn.Sequential:
@@ -150,18 +176,36 @@ def _weight_cnn(c_in: int, hidden: int) -> nn.Sequential:
     )  # fmt: skip
 
 
+#: How a :class:`FusionLayer` places the instances on its grid (see :class:`FusionLayer`).
+PASTE_METHODS = ("padded", "gathered", "regions")
+
+
 class FusionLayer(nn.Module):
     """One fusion module: per-pixel softmax weights for background and each instance feature.
 
     The instance CNN runs on each crop's feature map at crop resolution; logits and features are
     bilinearly resized to the box on this grid and zero-padded; the background logit gets ``+1e5``
     outside the union of boxes.
+
+    Three implementations give the same result (to float rounding), chosen by ``paste``:
+
+    * ``"padded"`` (the reference's way): each instance in turn is resized and pasted onto a
+      zero-padded full grid, ``(N, C, s, s)`` memory;
+    * ``"gathered"``: the same full-grid pastes for all instances at once, by bilinear gathers
+      (a fixed number of kernels whatever N: the choice for GPUs);
+    * ``"regions"``: only the ``(N, 1, s, s)`` logits live on the full grid; each instance's resized
+      feature is weighted and added inside its own box, so work and memory follow the box areas
+      (the choice for CPUs).
+
+    Logits and the softmax are computed in float32 whatever the feature dtype (``1e5`` overflows
+    float16).
     """
 
     def __init__(self, channels: int, hidden: int = 16) -> None:
         super().__init__()
         self.instance_net = _weight_cnn(channels, hidden)
         self.background_net = _weight_cnn(channels, hidden)
+        self.paste = "padded"
 
     def forward(self, background: torch.Tensor, instances: torch.Tensor, box_info: torch.Tensor) -> torch.Tensor:
         """Fuse.
@@ -169,17 +213,90 @@ class FusionLayer(nn.Module):
         Args:
             background: ``(1, C, s, s)`` full-image feature map.
             instances: ``(N, C, h, w)`` the instance net's feature maps of the N crops.
-            box_info: ``(N, 6)`` int placement of each box on this grid (:func:`geometry.box_info`).
+            box_info: ``(N, 6)`` int placement of each box on this grid (:func:`geometry.box_info`);
+                keep it on the CPU to spare the device synchronisations of reading it.
 
         Returns:
             ``(1, C, s, s)`` fused feature map.
         """
-        weights, features = paste_instances(self.instance_net(instances), instances, box_info, background.shape[-2:])
-        inside = (weights.new_zeros(()) if len(box_info) == 0 else box_masks(box_info, background.shape[-2:], weights))
-        bg_logit = self.background_net(background) + (1.0 - inside) * BACKGROUND_OUTSIDE_BOXES
-        probs = torch.softmax(torch.cat([weights.transpose(0, 1), bg_logit], dim=1), dim=1)
+        if self.paste == "regions":
+            return self._fuse_by_regions(background, instances, box_info)
+        grid = background.shape[-2:]
+        logits = self.instance_net(instances)
+        if self.paste == "gathered":
+            weights, features = paste_instances_batched(logits, instances, box_info, grid)
+            inside = union_mask(box_info, grid, background.device)
+        else:
+            weights, features = paste_instances(logits, instances, box_info, grid)
+            inside = weights.new_zeros(()) if len(box_info) == 0 else box_masks(box_info, grid, weights)
+        bg_logit = self.background_net(background).float() + (1.0 - inside.float()) * BACKGROUND_OUTSIDE_BOXES
+        probs = torch.softmax(torch.cat([weights.float().transpose(0, 1), bg_logit], dim=1), dim=1).to(features.dtype)
         fused = (probs[:, :-1].transpose(0, 1) * features).sum(dim=0, keepdim=True)
         return fused + probs[:, -1:] * background
+
+    def _fuse_by_regions(
+        self, background: torch.Tensor, instances: torch.Tensor, box_info: torch.Tensor
+    ) -> torch.Tensor:
+        grid_h, grid_w = background.shape[-2:]
+        boxes = box_info.tolist()
+        logits = self.instance_net(instances).float() if boxes else None
+        all_logits = background.new_zeros((1, len(boxes) + 1, grid_h, grid_w), dtype=torch.float32)
+        for i, (left, _, top, _, width, height) in enumerate(boxes):
+            all_logits[:, i, top : top + height, left : left + width] = _resize(logits[i : i + 1], height, width)[:, 0]
+        inside = union_mask(box_info, (grid_h, grid_w), background.device)
+        bg_logit = self.background_net(background).float()
+        all_logits[:, -1:] = torch.where(inside, bg_logit, bg_logit + BACKGROUND_OUTSIDE_BOXES)
+        probs = torch.softmax(all_logits, dim=1).to(background.dtype)
+        fused = probs[:, -1:] * background
+        for i, (left, _, top, _, width, height) in enumerate(boxes):
+            region = (slice(None), slice(None), slice(top, top + height), slice(left, left + width))
+            fused[region] += probs[:, i : i + 1][region] * _resize(instances[i : i + 1], height, width)
+        return fused
+
+
+def _resize(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    return F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
+
+
+def _source_taps(
+    grid: int, starts: torch.Tensor, lengths: torch.Tensor, source: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Bilinear taps (``align_corners=False``) along one axis for every box: ``(N, grid)`` each.
+
+    Cell ``p`` of the grid lies in box ``i`` when ``starts[i] <= p < starts[i] + lengths[i]``; it
+    reads source rows ``i0, i1`` with weights ``w0, w1`` (both 0 outside the box), as
+    ``F.interpolate`` computes them for a resize from ``source`` to ``lengths[i]``.
+    """
+    position = torch.arange(grid, device=starts.device)[None, :] - starts[:, None]
+    inside = (position >= 0) & (position < lengths[:, None])
+    scale = source / lengths.to(torch.float32)[:, None]
+    real = ((position.to(torch.float32) + 0.5) * scale - 0.5).clamp(min=0.0)
+    i0 = real.floor().to(torch.int64).clamp(max=source - 1)
+    w1 = (real - i0).clamp(0.0, 1.0)
+    i1 = torch.where(i0 < source - 1, i0 + 1, i0)
+    w1 = torch.where(inside, w1, torch.zeros_like(w1))
+    w0 = torch.where(inside, 1.0 - w1, torch.zeros_like(w1))
+    return torch.where(inside, i0, 0), torch.where(inside, i1, 0), w0, w1
+
+
+def paste_instances_batched(
+    logits: torch.Tensor, features: torch.Tensor, box_info: torch.Tensor, grid_hw: Sequence[int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`paste_instances` for all instances at once: bilinear gathers, no loop over boxes."""
+    n, channels, height, width = features.shape
+    grid_h, grid_w = int(grid_hw[0]), int(grid_hw[1])
+    both = torch.cat([logits.to(features.dtype), features], dim=1)
+    info = box_info.to(features.device)
+    r0, r1, u0, u1 = _source_taps(grid_h, info[:, 2], info[:, 5], height)
+    c0, c1, v0, v1 = _source_taps(grid_w, info[:, 0], info[:, 4], width)
+    dtype = both.dtype
+    expand_rows = (n, channels + 1, grid_h, width)
+    rows = both.gather(2, r0[:, None, :, None].expand(expand_rows)) * u0[:, None, :, None].to(dtype)
+    rows += both.gather(2, r1[:, None, :, None].expand(expand_rows)) * u1[:, None, :, None].to(dtype)
+    expand_cols = (n, channels + 1, grid_h, grid_w)
+    pasted = rows.gather(3, c0[:, None, None, :].expand(expand_cols)) * v0[:, None, None, :].to(dtype)
+    pasted += rows.gather(3, c1[:, None, None, :].expand(expand_cols)) * v1[:, None, None, :].to(dtype)
+    return pasted[:, :1].to(logits.dtype), pasted[:, 1:]
 
 
 def paste_instances(
@@ -209,6 +326,17 @@ def box_masks(box_info: torch.Tensor, grid_hw: Sequence[int], like: torch.Tensor
     return mask
 
 
+def union_mask(box_info: torch.Tensor, grid_hw: Sequence[int], device: torch.device | str) -> torch.Tensor:
+    """``(1, 1, H, W)`` bool mask of the union of the boxes on the grid, without a loop over boxes."""
+    grid_h, grid_w = int(grid_hw[0]), int(grid_hw[1])
+    info = box_info.to(device)
+    rows = torch.arange(grid_h, device=device)[None, :]
+    cols = torch.arange(grid_w, device=device)[None, :]
+    in_rows = (rows >= info[:, 2:3]) & (rows < info[:, 2:3] + info[:, 5:6])  # (N, H)
+    in_cols = (cols >= info[:, 0:1]) & (cols < info[:, 0:1] + info[:, 4:5])  # (N, W)
+    return (in_rows[:, :, None] & in_cols[:, None, :]).any(dim=0)[None, None]
+
+
 class FusionNet(nn.Module):
     """The fusion generator: its own full-image backbone plus one :class:`FusionLayer` per feature."""
 
@@ -228,24 +356,46 @@ class FusionNet(nn.Module):
     def forward(
         self,
         full_input: torch.Tensor,
-        instance_features: dict[str, torch.Tensor],
+        instance_features: Mapping[str, torch.Tensor] | Iterator[tuple[str, torch.Tensor]],
         box_info: dict[int, torch.Tensor],
     ) -> torch.Tensor:
         """Fused ab ``(1, 2, S, S)`` for one image.
 
         Args:
             full_input: ``(1, 4, S, S)`` network input of the whole image.
-            instance_features: the instance net's 13 feature maps for the N crops.
+            instance_features: the instance net's 13 feature maps for the N crops, either all at
+                once (a mapping) or one at a time in network order
+                (:meth:`ColorizationBackbone.stages` of the crops), which keeps only one
+                layer's instance features alive; such a stream is closed when done.
             box_info: ``{grid: (N, 6)}`` box placements for the grids ``S, S/2, S/4, S/8``.
         """
         size = full_input.shape[-1]
+        if isinstance(instance_features, Mapping):
+            instance_feature = instance_features.__getitem__
+        else:
+            stream = instance_features
+
+            def instance_feature(name: str) -> torch.Tensor:
+                got, value = next(stream)
+                if got != name:
+                    raise RuntimeError(f"instance feature stream out of step: expected {name}, got {got}")
+                return torch.relu_(value) if name in RECTIFIED_INSTANCE_FEATURES else value
 
         def fuse(name: str, value: torch.Tensor) -> torch.Tensor:
             grid = size // FEATURE_STRIDE[name]
-            return self.fusers[name](value, instance_features[name], box_info[grid])
+            return self.fusers[name](value, instance_feature(name), box_info[grid])
 
-        ab, _ = self.backbone(full_input, fuse=fuse)
+        try:
+            ab, _ = self.backbone(full_input, fuse=fuse)
+        finally:
+            if not isinstance(instance_features, Mapping):
+                instance_features.close()
         return ab
+
+
+#: How :class:`InstColorModel` runs the fusion path (see :meth:`InstColorModel.set_fusion_strategy`):
+#: whether the instance net runs in step with the fusion net, and how fusion layers paste.
+FUSION_STRATEGIES = {"reference": (False, "padded"), "streamed": (True, "regions"), "batched": (True, "gathered")}
 
 
 class InstColorModel(nn.Module):
@@ -262,6 +412,25 @@ class InstColorModel(nn.Module):
         self.full = ColorizationBackbone(config)
         self.instance = ColorizationBackbone(config)
         self.fusion = FusionNet(config)
+        self.fusion_strategy = "reference"
+
+    def set_fusion_strategy(self, strategy: str) -> InstColorModel:
+        """Choose how :meth:`forward` runs the fusion path; all give the same output (to ~1e-6).
+
+        * ``"reference"``: the instance net runs to the end on all crops, its 13 feature maps are
+          kept, and each fusion layer pastes every instance in turn onto a zero-padded full grid;
+        * ``"streamed"``: the instance net runs in step with the fusion net, one feature map at a
+          time (its unused ab head is skipped), and each fusion layer works only inside the boxes:
+          memory no longer holds ``13 x N`` full feature maps nor ``N x C x s x s`` pastes (CPUs);
+        * ``"batched"``: streamed, and each fusion layer pastes all instances at once with
+          bilinear gathers, a fixed number of kernels whatever the number of boxes (GPUs).
+        """
+        if strategy not in FUSION_STRATEGIES:
+            raise ValueError(f"fusion strategy must be one of {tuple(FUSION_STRATEGIES)}, got {strategy!r}")
+        self.fusion_strategy = strategy
+        for layer in self.fusion.fusers.values():
+            layer.paste = FUSION_STRATEGIES[strategy][1]
+        return self
 
     def forward(
         self, full_input: torch.Tensor, crop_inputs: torch.Tensor | None, box_info: dict[int, torch.Tensor] | None
@@ -269,6 +438,8 @@ class InstColorModel(nn.Module):
         """ab ``(1, 2, S, S)`` in ``[-1, 1]`` for one image and its N crops (``(N, 4, S, S)``)."""
         if crop_inputs is None or len(crop_inputs) == 0:
             return self.full(full_input)[0]
+        if FUSION_STRATEGIES[self.fusion_strategy][0]:
+            return self.fusion(full_input, self.instance.stages(crop_inputs), box_info)
         _, instance_features = self.instance(crop_inputs)
         return self.fusion(full_input, instance_features, box_info)
 

@@ -80,3 +80,13 @@ def test_nothing_matches(tmp_path, weights):
 
 def test_usage_error_exit_code():
     assert runner.invoke(app, ["colorize"]).exit_code == 2
+
+
+def test_reduced_precision_and_its_device_check(photos, weights, tmp_path):
+    out = tmp_path / "out"
+    result = run(photos, "-o", out, "--weights", weights, "--detector", "none", "--device", "cpu", "--precision", "bf16")
+    assert result.exit_code == 0, result.output
+    assert Image.open(out / "a.png").size == (64, 48)
+    result = run(photos, "-o", tmp_path / "out16", "--weights", weights, "--device", "cpu", "--precision", "fp16")
+    assert result.exit_code == 2 and "CUDA only" in result.output
+    assert not (tmp_path / "out16").exists()

@@ -13,6 +13,7 @@ from instcolor.cli import serve as _serve  # noqa: E402,F401
 from instcolor.cli import video as _video  # noqa: E402,F401
 from instcolor.cli import train as _train  # noqa: E402,F401
 from instcolor.cli import evaluate as _evaluate  # noqa: E402,F401
+from instcolor.cli import bench as _bench  # noqa: E402,F401
 
 
 def main() -> None:

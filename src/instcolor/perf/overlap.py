@@ -1,0 +1,134 @@
+"""Colorize many files with decoding and encoding overlapped with the networks.
+
+A small thread pool reads and decodes the next image while the current one runs through the
+networks, and writes each result while the next one runs. Decoding (Pillow, numpy) and encoding
+(Pillow) release the GIL for most of their work, and so do the networks, so the stages overlap on
+a multi-core machine. One image is decoded ahead, so memory holds at most three images at a time.
+
+Overlap needs a core that the networks leave free: when torch's threads already take every core,
+an extra busy thread stalls their parallel regions (each waits for its slowest thread), which
+costs more than it saves, so ``overlap="auto"`` then works in turn (see :func:`spare_core`).
+
+>>> for done in colorize_files(colorizer, jobs):    # doctest: +SKIP
+...     print(done.job.source, done.error or done.target)
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from instcolor.instances import Instances
+from instcolor.io import decode_image, save_image
+
+#: Endings that cannot hold alpha: an RGBA result is written as PNG instead.
+NO_ALPHA_SUFFIXES = (".jpg", ".jpeg", ".bmp")
+
+
+@dataclass
+class Job:
+    """One file to colorize: where from, where to, and given instances (None: the detector's)."""
+
+    source: Path
+    target: Path
+    instances: Instances | None = None
+
+
+@dataclass
+class Done:
+    """What happened to a :class:`Job`: the path written, or the error that stopped it."""
+
+    job: Job
+    target: Path | None = None
+    error: BaseException | None = None
+    seconds: float = 0.0
+
+
+def output_target(target: Path, mode: str) -> Path:
+    """``target``, or its PNG twin when an RGBA result would lose its alpha in that format."""
+    return target.with_suffix(".png") if mode == "RGBA" and target.suffix.lower() in NO_ALPHA_SUFFIXES else target
+
+
+def spare_core(device: torch.device | str = "cpu") -> bool:
+    """Whether decoding and encoding can run beside the networks without slowing them down."""
+    if torch.device(device).type == "cuda":
+        return True
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return cores > torch.get_num_threads()
+
+
+def _write(image, target: Path) -> Path:
+    target = output_target(target, image.mode)
+    save_image(image, target)
+    return target
+
+
+def colorize_files(
+    colorizer,
+    jobs: Sequence[Job],
+    mode: str = "fusion",
+    overlap: bool | str = "auto",
+) -> Iterator[Done]:
+    """Colorize ``jobs`` in order, yielding a :class:`Done` per job once its file is written.
+
+    Args:
+        colorizer: a :class:`instcolor.pipeline.Colorizer`.
+        jobs: the files.
+        mode: ``"fusion"`` or ``"full"``.
+        overlap: False decodes, colorizes and writes each file in turn on this thread; ``"auto"``
+            overlaps when :func:`spare_core` says so.
+
+    A failing file (unreadable, failing network, failing write) yields its error; the others go on.
+    """
+    if overlap == "auto":
+        overlap = spare_core(getattr(colorizer, "device", "cpu"))
+    if not overlap:
+        for job in jobs:
+            start = time.perf_counter()
+            try:
+                result = colorizer(job.source, job.instances, mode=mode)
+                yield Done(job, _write(result.image, job.target), seconds=time.perf_counter() - start)
+            except Exception as err:  # one bad file must not stop a folder run
+                yield Done(job, error=err, seconds=time.perf_counter() - start)
+        return
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="instcolor-io") as pool:
+        reads: dict[int, Future] = {}
+        if jobs:
+            reads[0] = pool.submit(decode_image, jobs[0].source)
+        writing: tuple[Job, Future, float] | None = None
+        for index, job in enumerate(jobs):
+            start = time.perf_counter()
+            if index + 1 < len(jobs):
+                reads[index + 1] = pool.submit(decode_image, jobs[index + 1].source)
+            done: Done | None = None
+            try:
+                decoded = reads.pop(index).result()
+                result = colorizer(decoded, job.instances, mode=mode)
+            except Exception as err:
+                done = Done(job, error=err, seconds=time.perf_counter() - start)
+            if writing is not None:  # the previous write overlapped with this image's networks
+                yield _finish(*writing)
+                writing = None
+            if done is not None:
+                yield done
+            else:
+                writing = (job, pool.submit(_write, result.image, job.target), start)
+                del result
+        if writing is not None:
+            yield _finish(*writing)
+
+
+def _finish(job: Job, write: Future, start: float) -> Done:
+    try:
+        return Done(job, write.result(), seconds=time.perf_counter() - start)
+    except Exception as err:
+        return Done(job, error=err, seconds=time.perf_counter() - start)

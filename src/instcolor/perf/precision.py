@@ -1,0 +1,170 @@
+"""``precision="auto"``: measure once which precision is fastest here at acceptable accuracy, and
+remember the choice.
+
+What is worth trying depends on the hardware: on CPU, bf16 only where the CPU has bf16
+instructions (elsewhere oneDNN emulates it and runs several times *slower* than fp32) and int8
+only where it has int8 dot products (VNNI, AMX); on CUDA fp16 and, where supported, bf16.
+Each candidate runs the full-image network on a sample photo; one whose mean ``|delta ab|``
+against fp32 exceeds :data:`MAX_MEAN_DELTA_AB` Lab units is refused, and a reduced precision must
+beat fp32 by :data:`MIN_SPEEDUP` to be chosen. The choice is cached in
+``$INSTCOLOR_HOME/precision.json`` (next to ``weights/``), keyed by device, torch version and
+model width.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from instcolor.networks import AB_SCALE, InstColorModel
+from instcolor.perf.hardware import cpu_info
+from instcolor.perf.runtime import FAST_FP32, check_precision, prepare_model, with_precision
+
+MAX_MEAN_DELTA_AB = 1.0
+MIN_SPEEDUP = 1.1
+CACHE_NAME = "precision.json"
+
+
+def precision_cache_path() -> Path:
+    """``precision.json`` beside the weights folder (``$INSTCOLOR_HOME`` or the user cache dir)."""
+    from instcolor.weights import weights_home
+
+    return weights_home().parent / CACHE_NAME
+
+
+def candidate_precisions(device: torch.device | str) -> list[str]:
+    """Precisions worth measuring on ``device``, fp32 first."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return ["fp32", "fp16"] + (["bf16"] if torch.cuda.is_bf16_supported() else [])
+    info = cpu_info()
+    candidates = ["fp32"]
+    if info.native_bf16:
+        candidates.append("bf16")
+    if info.int8_dot_product:
+        try:
+            check_precision("int8", device)
+            candidates.append("int8")
+        except ValueError:
+            pass
+    return candidates
+
+
+def device_signature(device: torch.device | str) -> str:
+    device = torch.device(device)
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device.index if device.index is not None else 0)
+        return f"cuda|{props.name}|{props.major}.{props.minor}"
+    return f"cpu|{cpu_info().signature()}"
+
+
+def cache_key(device: torch.device | str, model: InstColorModel, size: int) -> str:
+    return f"{device_signature(device)}|torch {torch.__version__}|width {model.config.width}|size {size}"
+
+
+@dataclass
+class PrecisionTrial:
+    """One measured candidate: seconds per full-image pass, and its error against fp32 (Lab units)."""
+
+    precision: str
+    seconds: float
+    mean_delta_ab: float
+    max_delta_ab: float
+    accepted: bool
+
+
+def measure_precisions(
+    model: InstColorModel,
+    device: torch.device | str,
+    size: int = 256,
+    candidates: list[str] | None = None,
+    repeats: int = 2,
+) -> list[PrecisionTrial]:
+    """Time the full-image network at each candidate precision on copies of ``model``."""
+    from instcolor.perf.quantization import calibration_samples
+
+    device = torch.device(device)
+    candidates = candidates or candidate_precisions(device)
+    sample = calibration_samples(size, names=("chelsea",))[0].full
+    trials: list[PrecisionTrial] = []
+    reference = None
+    for precision in ["fp32"] + [c for c in candidates if c != "fp32"]:
+        prepared = prepare_model(copy.deepcopy(model), device, with_precision(FAST_FP32, precision), size)
+        x = prepared.cast(sample)
+        with torch.inference_mode():
+            ab = prepared.model.full(x)[0].float()
+            seconds = float("inf")
+            for _ in range(repeats):
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                start = time.perf_counter()
+                prepared.model.full(x)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                seconds = min(seconds, time.perf_counter() - start)
+        if reference is None:
+            reference = ab
+        delta = (ab - reference).abs() * AB_SCALE
+        mean, peak = float(delta.mean()), float(delta.max())
+        trials.append(PrecisionTrial(precision, seconds, mean, peak, bool(mean <= MAX_MEAN_DELTA_AB)))
+        del prepared
+    return trials
+
+
+def pick(trials: list[PrecisionTrial]) -> str:
+    """The fastest accepted trial; a reduced precision only when it beats fp32 by :data:`MIN_SPEEDUP`."""
+    fp32 = next(t for t in trials if t.precision == "fp32")
+    best = min((t for t in trials if t.accepted), key=lambda t: t.seconds)
+    return best.precision if best.seconds * MIN_SPEEDUP <= fp32.seconds else "fp32"
+
+
+def choose_precision(
+    model: InstColorModel,
+    device: torch.device | str,
+    size: int = 256,
+    cache_path: Path | None = None,
+    remeasure: bool = False,
+) -> str:
+    """``"auto"`` resolved for this device and model: read from the cache, else measured and cached."""
+    device = torch.device(device)
+    candidates = candidate_precisions(device)
+    if candidates == ["fp32"]:
+        return "fp32"
+    path = cache_path or precision_cache_path()
+    key = cache_key(device, model, size)
+    cache = _read_cache(path)
+    entry = cache.get(key)
+    if not remeasure and isinstance(entry, dict) and entry.get("precision") in candidates:
+        return entry["precision"]
+    trials = measure_precisions(model, device, size, candidates)
+    choice = pick(trials)
+    cache[key] = {
+        "precision": choice,
+        "trials": [asdict(t) for t in trials],
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    _write_cache(path, cache)
+    return choice
+
+
+def _read_cache(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_cache(path: Path, cache: dict) -> None:
+    from instcolor.io import atomic_write_bytes
+
+    try:
+        atomic_write_bytes(path, (json.dumps(cache, indent=1, sort_keys=True) + "\n").encode())
+    except OSError:  # a read-only home only costs a re-measurement next time
+        pass

@@ -1,0 +1,187 @@
+"""Turn an :class:`InstColorModel` into the form that runs fastest at a given precision.
+
+>>> prepared = prepare_model(model, "cpu", precision="bf16")    # doctest: +SKIP
+>>> ab = prepared.model(prepared.cast(full_input), prepared.cast(crops), box_info)  # doctest: +SKIP
+
+The options, all within the tolerances of ``tests/test_performance.py`` against the plain path:
+
+* ``fusion`` strategy (:meth:`InstColorModel.set_fusion_strategy`): instance and fusion nets in
+  step, the instance net's unused ab head skipped, and instances fused inside their boxes only
+  (``"streamed"``, CPUs) or all at once by bilinear gathers (``"batched"``, GPUs);
+* ``channels_last`` memory format (oneDNN / cuDNN pick their fastest convolutions for NHWC);
+* ``precision``: ``fp32``; ``bf16`` / ``fp16``: weights and activations in that dtype (the
+  fusion softmax stays float32); ``int8``: CPU static quantization (:mod:`.quantization`);
+* ``compile``: :func:`torch.compile` on each block (static shapes per block, no graph breaks).
+
+:data:`EAGER_FP32` is the plain reference-style path every fast path is compared with.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+from instcolor.networks import ColorizationBackbone, InstColorModel
+
+#: Precisions a model can run at; ``"auto"`` (see :func:`instcolor.perf.precision.choose_precision`)
+#: resolves to one of them.
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32}
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How the networks run.
+
+    Attributes:
+        precision: one of :data:`PRECISIONS`.
+        channels_last: NHWC memory format for weights and activations.
+        fusion: a strategy of :meth:`InstColorModel.set_fusion_strategy`, or ``"auto"``:
+            ``"batched"`` on CUDA, ``"streamed"`` elsewhere.
+        compile: compile each block with :func:`torch.compile`.
+    """
+
+    precision: str = "fp32"
+    channels_last: bool = True
+    fusion: str = "auto"
+    compile: bool = False
+
+    def fusion_strategy(self, device: torch.device) -> str:
+        if self.fusion != "auto":
+            return self.fusion
+        return "batched" if device.type == "cuda" else "streamed"
+
+    def describe(self) -> str:
+        parts = [self.precision, "channels_last" if self.channels_last else "nchw", f"fusion {self.fusion}"]
+        return "+".join(parts + (["compiled"] if self.compile else []))
+
+
+#: The plain eager float32 path: the reference's fusion, contiguous memory, nothing compiled.
+EAGER_FP32 = RuntimeOptions(precision="fp32", channels_last=False, fusion="reference", compile=False)
+#: The float32 fast path.
+FAST_FP32 = RuntimeOptions(precision="fp32", channels_last=True, fusion="auto", compile=False)
+
+
+def check_precision(precision: str, device: torch.device | str) -> None:
+    """Raise ValueError when ``precision`` cannot run on ``device`` (with what to use instead)."""
+    device = torch.device(device)
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS + ('auto',)}, got {precision!r}")
+    if device.type == "cpu" and precision == "fp16":
+        raise ValueError("fp16 runs on CUDA only; on CPU use bf16, int8 or auto")
+    if device.type == "cuda" and precision == "int8":
+        raise ValueError("int8 runs on CPU only; on CUDA use fp16, bf16 or auto")
+    if device.type == "cuda" and precision == "bf16" and not torch.cuda.is_bf16_supported():
+        raise ValueError("this CUDA device has no bf16 support; use fp16")
+    if precision == "int8":
+        from instcolor.perf.quantization import int8_engine
+
+        if int8_engine() is None:
+            raise ValueError("this PyTorch build has no quantized CPU engine; use fp32 or bf16")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"unsupported device type {device.type!r}")
+
+
+@dataclass
+class PreparedModel:
+    """A model ready to run, and how to feed it.
+
+    Attributes:
+        model: the networks (the caller's model converted in place, or an int8 copy).
+        options: what was applied.
+        device: where it runs.
+    """
+
+    model: InstColorModel
+    options: RuntimeOptions
+    device: torch.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """dtype of the network inputs."""
+        return DTYPES[self.options.precision]
+
+    def context(self) -> contextlib.AbstractContextManager:
+        """Where the networks run: on CUDA fast paths, cuDNN picks its fastest kernels per shape."""
+        if self.device.type != "cuda" or self.options == EAGER_FP32:
+            return contextlib.nullcontext()
+        return _cudnn_benchmark()
+
+    def cast(self, x: torch.Tensor) -> torch.Tensor:
+        """A network input on the model's device, dtype and memory format."""
+        memory_format = torch.channels_last if self.options.channels_last else torch.contiguous_format
+        return x.to(self.device, self.dtype).contiguous(memory_format=memory_format)
+
+
+@contextlib.contextmanager
+def _cudnn_benchmark() -> Iterator[None]:
+    previous = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = previous
+
+
+def prepare_model(
+    model: InstColorModel,
+    device: torch.device | str = "cpu",
+    options: RuntimeOptions = FAST_FP32,
+    size: int = 256,
+) -> PreparedModel:
+    """Apply ``options`` to ``model`` (in place, except int8 which returns a quantized copy).
+
+    Args:
+        model: float32 networks.
+        device: where they run.
+        options: see :class:`RuntimeOptions`.
+        size: network input side (for int8 calibration).
+
+    Raises:
+        ValueError: for a precision the device cannot run, or ``compile`` with int8.
+    """
+    device = torch.device(device)
+    check_precision(options.precision, device)
+    if options.compile and options.precision == "int8":
+        raise ValueError("compile is not available with int8; use one or the other")
+    model = model.to(device).eval()
+    model.set_fusion_strategy(options.fusion_strategy(device))
+    if options.precision == "int8":
+        from instcolor.perf.quantization import quantize_int8
+
+        model = quantize_int8(model, size=size)
+    elif options.precision in ("bf16", "fp16"):
+        model = model.to(DTYPES[options.precision])
+    model = model.to(memory_format=torch.channels_last if options.channels_last else torch.contiguous_format)
+    if options.compile:
+        compile_blocks(model)
+    return PreparedModel(model=model, options=options, device=device)
+
+
+def compile_blocks(model: InstColorModel) -> None:
+    """:func:`torch.compile` each block of the three networks and the fusion weight CNNs, in place.
+
+    Blocks see fixed shapes per batch size, and the Python around them (streamed fusion, ragged
+    box pasting) stays eager, so there are no graph breaks.
+    """
+    blocks: list[nn.Module] = []
+    for net in (model.full, model.instance, model.fusion.backbone):
+        blocks += _backbone_blocks(net)
+    for layer in model.fusion.fusers.values():
+        blocks += [layer.instance_net, layer.background_net]
+    for block in blocks:
+        block.compile()
+
+
+def _backbone_blocks(net: ColorizationBackbone) -> list[nn.Module]:
+    names = ("conv1", "conv2", "conv3", "conv4", "conv5", "conv6", "conv7", "conv8_up", "shortcut3_8", "conv8",
+             "conv9_up", "shortcut2_9", "conv9", "conv10_up", "shortcut1_10", "conv10", "ab_head")  # fmt: skip
+    return [getattr(net, name) for name in names]
+
+
+def with_precision(options: RuntimeOptions, precision: str) -> RuntimeOptions:
+    return replace(options, precision=precision)
