@@ -141,6 +141,8 @@ def test_reduced_precision_on_cpu_is_within_one_lab_unit(model, image, eager_ab,
 def test_bad_precision_device_combinations(model):
     with pytest.raises(ValueError, match="CUDA only"):
         Colorizer(copy.deepcopy(model), precision="fp16")
+    with pytest.raises(ValueError, match="CUDA graphs"):
+        Colorizer(copy.deepcopy(model), cuda_graphs=True)
     with pytest.raises(ValueError, match="precision must be one of"):
         Colorizer(copy.deepcopy(model), precision="fp8")
     with pytest.raises(ValueError, match="eager"):
@@ -247,3 +249,15 @@ def test_cuda_colorizer_matches_cpu_eager(cuda_device, model, image, eager_ab, p
     delta = np.abs(result.ab - eager_ab)
     assert delta.mean() <= (0.05 if precision == "fp32" else REDUCED_MEAN_DELTA_LAB)  # TF32 convolutions on
     assert result.image.size == (image.shape[1], image.shape[0]) and result.mode == "fusion"
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_cuda_graphs_replay_the_eager_result(cuda_device, model, image, precision):
+    eager = Colorizer(copy.deepcopy(model), device=cuda_device, size=32, precision=precision)
+    graphed = Colorizer(copy.deepcopy(model), device=cuda_device, size=32, precision=precision, cuda_graphs=True)
+    for boxes in (BOXES, BOXES[:2], BOXES, np.zeros((0, 4))):  # new shapes are captured, known ones replayed
+        expected = eager(image, boxes=boxes).ab
+        got = graphed(image, boxes=boxes).ab
+        np.testing.assert_allclose(got, expected, atol=1e-3 * AB_SCALE if precision == "fp16" else 1e-4, rtol=0)
+    assert graphed._runtime.graphs is not None and len(graphed._runtime.graphs._graphs) == 3

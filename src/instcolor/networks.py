@@ -207,14 +207,21 @@ class FusionLayer(nn.Module):
         self.background_net = _weight_cnn(channels, hidden)
         self.paste = "padded"
 
-    def forward(self, background: torch.Tensor, instances: torch.Tensor, box_info: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        background: torch.Tensor,
+        instances: torch.Tensor,
+        box_info: torch.Tensor,
+        placement: GridPlacement | None = None,
+    ) -> torch.Tensor:
         """Fuse.
 
         Args:
             background: ``(1, C, s, s)`` full-image feature map.
             instances: ``(N, C, h, w)`` the instance net's feature maps of the N crops.
             box_info: ``(N, 6)`` int placement of each box on this grid (:func:`geometry.box_info`);
-                keep it on the CPU to spare the device synchronisations of reading it.
+                ``"regions"`` reads it on the host: keep it on the CPU there.
+            placement: the boxes' :class:`GridPlacement` for ``"gathered"`` (computed if None).
 
         Returns:
             ``(1, C, s, s)`` fused feature map.
@@ -224,8 +231,10 @@ class FusionLayer(nn.Module):
         grid = background.shape[-2:]
         logits = self.instance_net(instances)
         if self.paste == "gathered":
-            weights, features = paste_instances_batched(logits, instances, box_info, grid)
-            inside = union_mask(box_info, grid, background.device)
+            if placement is None:
+                placement = GridPlacement.of(box_info, grid, instances.shape[-2:], background.device)
+            weights, features = paste_instances_batched(logits, instances, box_info, grid, placement)
+            inside = placement.inside
         else:
             weights, features = paste_instances(logits, instances, box_info, grid)
             inside = weights.new_zeros(()) if len(box_info) == 0 else box_masks(box_info, grid, weights)
@@ -279,16 +288,45 @@ def _source_taps(
     return torch.where(inside, i0, 0), torch.where(inside, i1, 0), w0, w1
 
 
+@dataclass
+class GridPlacement:
+    """Where every box reads its crop from, on one grid: bilinear taps along rows and columns.
+
+    Layers on the same grid share it (computed once per image and grid by :class:`FusionNet`).
+    """
+
+    rows: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+    cols: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+    inside: torch.Tensor  # (1, 1, H, W) bool, the union of the boxes
+
+    @classmethod
+    def of(
+        cls, box_info: torch.Tensor, grid_hw: Sequence[int], source_hw: Sequence[int], device: torch.device
+    ) -> GridPlacement:
+        info = box_info.to(device)
+        grid_h, grid_w = int(grid_hw[0]), int(grid_hw[1])
+        return cls(
+            rows=_source_taps(grid_h, info[:, 2], info[:, 5], int(source_hw[0])),
+            cols=_source_taps(grid_w, info[:, 0], info[:, 4], int(source_hw[1])),
+            inside=union_mask(info, grid_hw, device),
+        )
+
+
 def paste_instances_batched(
-    logits: torch.Tensor, features: torch.Tensor, box_info: torch.Tensor, grid_hw: Sequence[int]
+    logits: torch.Tensor,
+    features: torch.Tensor,
+    box_info: torch.Tensor,
+    grid_hw: Sequence[int],
+    placement: GridPlacement | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`paste_instances` for all instances at once: bilinear gathers, no loop over boxes."""
     n, channels, height, width = features.shape
     grid_h, grid_w = int(grid_hw[0]), int(grid_hw[1])
     both = torch.cat([logits.to(features.dtype), features], dim=1)
-    info = box_info.to(features.device)
-    r0, r1, u0, u1 = _source_taps(grid_h, info[:, 2], info[:, 5], height)
-    c0, c1, v0, v1 = _source_taps(grid_w, info[:, 0], info[:, 4], width)
+    if placement is None:
+        placement = GridPlacement.of(box_info, grid_hw, (height, width), features.device)
+    r0, r1, u0, u1 = placement.rows
+    c0, c1, v0, v1 = placement.cols
     dtype = both.dtype
     expand_rows = (n, channels + 1, grid_h, width)
     rows = both.gather(2, r0[:, None, :, None].expand(expand_rows)) * u0[:, None, :, None].to(dtype)
@@ -381,9 +419,17 @@ class FusionNet(nn.Module):
                     raise RuntimeError(f"instance feature stream out of step: expected {name}, got {got}")
                 return torch.relu_(value) if name in RECTIFIED_INSTANCE_FEATURES else value
 
+        placements: dict[tuple, GridPlacement] = {}  # shared by the layers of one grid
+
         def fuse(name: str, value: torch.Tensor) -> torch.Tensor:
             grid = size // FEATURE_STRIDE[name]
-            return self.fusers[name](value, instance_feature(name), box_info[grid])
+            layer, instances = self.fusers[name], instance_feature(name)
+            if layer.paste != "gathered":
+                return layer(value, instances, box_info[grid])
+            key = (grid, tuple(instances.shape[-2:]))
+            if key not in placements:
+                placements[key] = GridPlacement.of(box_info[grid], value.shape[-2:], instances.shape[-2:], value.device)
+            return layer(value, instances, box_info[grid], placements[key])
 
         try:
             ab, _ = self.backbone(full_input, fuse=fuse)

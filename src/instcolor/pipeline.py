@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from instcolor.color import denormalize_ab, join_lab, lightness, normalize_l
+from instcolor.geometry import box_infos, fusion_grids
 from instcolor.instances import Instances
 from instcolor.io import DecodedImage, decode_image, to_pil
 from instcolor.networks import InstColorModel, network_input
@@ -92,7 +93,8 @@ class Colorizer:
     """Instance-aware colorizer around an :class:`InstColorModel` and an optional detector.
 
     Args:
-        model: the three networks (moved to ``device`` and converted in place; int8 uses a copy).
+        model: the three networks (moved to ``device`` and converted in place: pass a copy to keep
+            the original as it is).
         detector: callable ``(grey HxWx3 uint8) -> Instances`` with a ``name``; None disables
             detection (then only given boxes are used).
         device: where the networks run.
@@ -104,6 +106,7 @@ class Colorizer:
         compile: :func:`torch.compile` the network blocks (first images are slow while it compiles).
         fusion: ``"auto"`` (``"batched"`` on CUDA, ``"streamed"`` on CPU) or a strategy of
             :meth:`InstColorModel.set_fusion_strategy`.
+        cuda_graphs: replay the networks as CUDA graphs, one per instance count (CUDA only).
         fast: False runs the plain eager float32 path (reference fusion, whole-image colour
             conversion); then ``precision`` must be fp32 and the other speed options are ignored.
 
@@ -124,6 +127,7 @@ class Colorizer:
         channels_last: bool = True,
         compile: bool = False,
         fusion: str = "auto",
+        cuda_graphs: bool = False,
         fast: bool = True,
     ) -> None:
         self.device = resolve_device(device)
@@ -141,7 +145,10 @@ class Colorizer:
                 from instcolor.perf.precision import choose_precision
 
                 precision = choose_precision(model.to(self.device).eval(), self.device, self.size)
-            options = RuntimeOptions(precision=precision, channels_last=channels_last, fusion=fusion, compile=compile)
+            options = RuntimeOptions(
+                precision=precision, channels_last=channels_last, fusion=fusion, compile=compile,
+                cuda_graphs=cuda_graphs,
+            )  # fmt: skip
         self._runtime = prepare_model(model, self.device, options, self.size)
         self.model = self._runtime.model
         self.precision = options.precision
@@ -191,7 +198,9 @@ class Colorizer:
         return self.timer.stage(name) if self.timer is not None else contextlib.nullcontext()
 
     @torch.inference_mode()
-    def predict_ab(self, l_full: torch.Tensor, boxes: np.ndarray | None, mode: str = "fusion") -> tuple[torch.Tensor, str]:
+    def predict_ab(
+        self, l_full: torch.Tensor, boxes: np.ndarray | None, mode: str = "fusion"
+    ) -> tuple[torch.Tensor, str]:
         """Predict ab at full resolution.
 
         Args:
@@ -210,13 +219,16 @@ class Colorizer:
             inputs = prepare(normalize_l(l_full), boxes if mode == "fusion" else None, self.size)
             full_input = runtime.cast(network_input(inputs.full))
             crops = runtime.cast(network_input(inputs.crops)) if len(inputs.crops) else None
-            # box placements only steer Python-side slicing: keep them on the host (no device syncs)
-            box_info = {grid: info.cpu() for grid, info in inputs.box_info.items()} if self.fast else inputs.box_info
+            box_info = inputs.box_info
+            if self.fast:  # placements computed on the host: reading them back costs no device sync
+                height, width = l_full.shape[-2:]
+                infos = box_infos(inputs.boxes, (width, height), fusion_grids(self.size))
+                box_info = {grid: torch.from_numpy(info) for grid, info in infos.items()}
         with self._stage("networks"), runtime.context():
             if crops is None:
-                ab_small, ran = self.model.full(full_input)[0], "full"
+                ab_small, ran = runtime.run_full(full_input), "full"
             else:
-                ab_small, ran = self.model(full_input, crops, box_info), "fusion"
+                ab_small, ran = runtime.run_fusion(full_input, crops, box_info), "fusion"
         with self._stage("upsample_convert"):
             ab = F.interpolate(ab_small.float(), size=l_full.shape[-2:], mode="bilinear", align_corners=False)
         return denormalize_ab(ab), ran
@@ -256,14 +268,18 @@ class Colorizer:
             if self.fast:
                 rgb = torch.from_numpy(decoded.rgb)
                 l_full = lightness_bands(rgb.to(self.device) if self.device.type == "cuda" else rgb, decoded.is_grey)
+                del rgb
             else:
                 l_full = lightness(torch.from_numpy(decoded.rgb).permute(2, 0, 1)[None].to(self.device))
+        alpha = decoded.alpha
+        if self.fast and decoded is not image:
+            del decoded  # only L and alpha are needed from here: free the float RGB (144 MB at 12 MP)
         ab, ran = self.predict_ab(l_full, instances.boxes if len(instances) else None, mode)
         with self._stage("upsample_convert"):
             if self.fast:
-                colour = lab_to_image(l_full, ab, decoded.alpha)
+                colour = lab_to_image(l_full, ab, alpha)
             else:
-                colour = to_pil(join_lab(l_full, ab)[0].permute(1, 2, 0).cpu().numpy(), decoded.alpha)
+                colour = to_pil(join_lab(l_full, ab)[0].permute(1, 2, 0).cpu().numpy(), alpha)
             ab_array = ab[0].cpu().numpy()
         return ColorizeResult(
             image=colour,

@@ -26,6 +26,7 @@ def test_path_options():
     assert path_options("bf16+compile") == {"precision": "bf16", "compile": True}
     assert path_options("fp32-nchw")["channels_last"] is False
     assert path_options("fp16+batched") == {"precision": "fp16", "compile": False, "fusion": "batched"}
+    assert path_options("fp16+graphs")["cuda_graphs"] is True
     for bad in ("fp64", "eager+compile", "fp32+fast", "fp32+streamed+batched"):
         with pytest.raises(ValueError):
             path_options(bad)

@@ -43,3 +43,14 @@ assert current_rss_bytes() > 0
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_release_free_memory_returns_freed_heap():
+    from instcolor.perf.timing import current_rss_bytes, release_free_memory
+
+    chunks = [np.ones(2**17) for _ in range(200)]  # 200 MiB in heap-sized pieces
+    del chunks
+    before = current_rss_bytes()
+    released = release_free_memory()
+    assert isinstance(released, bool)
+    assert current_rss_bytes() <= before

@@ -2,8 +2,8 @@
 
 Paths: ``eager`` (the plain reference-style fp32 code), ``fp32`` (the float32 fast path),
 ``fp32-nchw`` (the same without channels-last), ``bf16``, ``fp16``, ``int8``, ``auto``, any of
-them ``+compile``, or ``+streamed`` / ``+batched`` for a fusion strategy other than the device's
-default. On one device it measures:
+them ``+compile`` or ``+graphs`` (CUDA graphs), or ``+streamed`` / ``+batched`` for a fusion
+strategy other than the device's default. On one device it measures:
 
 * **networks**: the three networks alone at 256x256 with 0, 1, 8, 16 instances, all paths in one
   process and interleaved run by run, so that changes of machine load hit every path alike;
@@ -127,7 +127,7 @@ def random_boxes(count: int, width: int, height: int, seed: int = 0) -> list[lis
 
 
 #: Path modifiers: ``+compile``, and a fusion strategy other than the device's default.
-PATH_MODIFIERS = ("compile", "streamed", "batched")
+PATH_MODIFIERS = ("compile", "graphs", "streamed", "batched")
 
 
 def path_options(path: str) -> dict:
@@ -142,6 +142,8 @@ def path_options(path: str) -> dict:
             raise ValueError("eager is the plain path; it takes no modifier")
         return {"fast": False}
     options: dict = {"compile": "compile" in modifiers}
+    if "graphs" in modifiers:
+        options["cuda_graphs"] = True
     fusion = [m for m in modifiers if m in ("streamed", "batched")]
     if len(fusion) > 1:
         raise ValueError(f"{path!r} names two fusion strategies")
@@ -276,15 +278,17 @@ def measure_end_to_end(spec: WorkerSpec) -> dict:
             report["detector_error"] = f"{type(err).__name__}: {err}"
     encoded = out_dir / "encoded.jpg"
     for size in spec.sizes:
-        detect_seconds = 0.0
-        if detector is not None:
+        detect_seconds, detect_peak = 0.0, 0
+        if detector is not None:  # timed apart, so that every instance count gets the same boxes
             decoded = decode_image(spec.images[size])
             colorizer.detect(decoded)  # warm-up at this size
+            reset_peak_rss()
             _sync(device)
             start = time.perf_counter()
             colorizer.detect(decoded)
             _sync(device)
             detect_seconds = time.perf_counter() - start
+            detect_peak = peak_rss_bytes()
             del decoded
         for count in spec.instances:
             boxes = np.asarray(spec.boxes[size][str(count)] if count else [], np.float32).reshape(-1, 4)
@@ -292,23 +296,19 @@ def measure_end_to_end(spec: WorkerSpec) -> dict:
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
             rss_before = current_rss_bytes()
-            start = time.perf_counter()
-            decoded = decode_image(spec.images[size])
-            decode_seconds = time.perf_counter() - start
-            result = colorizer(decoded, boxes=boxes)
+            result = colorizer(spec.images[size], boxes=boxes)  # decodes (and frees) the file itself
             start = time.perf_counter()
             save_image(result.image, encoded)
             stages = {**result.timings, "encode": time.perf_counter() - start, "detect": detect_seconds}
-            stages["decode"] = decode_seconds + stages.get("decode", 0.0)
             entry = {
                 "size": size, "width": result.image.size[0], "height": result.image.size[1], "instances": count,
                 "stages": stages, "total": sum(stages.values()),
-                "peak_rss_bytes": peak_rss_bytes(), "rss_before_bytes": rss_before,
+                "peak_rss_bytes": max(peak_rss_bytes(), detect_peak), "rss_before_bytes": rss_before,
             }  # fmt: skip
             if device.type == "cuda":
                 entry["cuda_max_allocated_bytes"] = torch.cuda.max_memory_allocated(device)
             np.save(out_dir / f"e2e_{path}_{size}_{count}.npy", np.asarray(result.image))
-            del result, decoded
+            del result
             report["end_to_end"].append(entry)
             peak_gib = entry["peak_rss_bytes"] / 2**30
             print(f"  [{path}] {size}, {count} instances: {entry['total']:.3f} s, peak RSS {peak_gib:.2f} GiB",
@@ -458,8 +458,7 @@ def run_benchmark(settings: BenchSettings, log=print) -> dict:
                     log(f"end to end, round {round_index + 1} of {settings.repeats}: {path} ...")
                     modes = ["sequential"] if path == "eager" else ["sequential", "overlapped"]
                     modes = modes if folder_files else []
-                    detector = settings.detector if path == "eager" else None
-                    got = _run(spec("end_to_end", [path], detector=detector, folder_files=folder_files,
+                    got = _run(spec("end_to_end", [path], detector=settings.detector, folder_files=folder_files,
                                     folder_boxes=folder_boxes, folder_modes=modes), tmp, settings.isolate)  # fmt: skip
                     if "error" in got:
                         results[path]["error"] = got["error"]

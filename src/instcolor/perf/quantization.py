@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from instcolor.networks import ColorizationBackbone, InstColorModel
+from instcolor.perf.timing import release_free_memory
 
 #: scikit-image sample photos used for calibration (bundled with the package, no download).
 CALIBRATION_IMAGES = ("astronaut", "coffee")
@@ -151,14 +152,17 @@ def quantize_int8(
     samples: Iterable[CalibrationSample] | None = None,
     size: int = 256,
     engine: str | None = None,
+    inplace: bool = False,
 ) -> InstColorModel:
-    """A CPU copy of ``model`` whose backbone convolutions run in int8 (``model`` is left as it is).
+    """``model`` with its 3x3 convolutions in int8, on the CPU.
 
     Args:
         model: the float model.
         samples: calibration inputs; default :func:`calibration_samples` at ``size``.
         size: network input side, for the default calibration samples.
         engine: quantized engine (default :func:`int8_engine`); it is made the process's engine.
+        inplace: convert ``model`` itself (no second copy of the weights in memory); by default
+            a quantized copy is returned and ``model`` is left as it is.
 
     Raises:
         RuntimeError: when this PyTorch build has no quantized CPU engine.
@@ -168,7 +172,8 @@ def quantize_int8(
         raise RuntimeError("this PyTorch build has no quantized CPU engine (x86, onednn or fbgemm)")
     torch.backends.quantized.engine = engine
     qconfig = torch.ao.quantization.get_default_qconfig(engine)
-    quantized = copy.deepcopy(model).cpu().float().to(memory_format=torch.contiguous_format).eval()
+    quantized = model if inplace else copy.deepcopy(model)
+    quantized = quantized.cpu().float().to(memory_format=torch.contiguous_format).eval()
     for net in (quantized.full, quantized.instance, quantized.fusion.backbone):
         _quantizable_backbone(net, qconfig)
     for layer in quantized.fusion.fusers.values():
@@ -183,6 +188,7 @@ def quantize_int8(
                     quantized(sample.full, sample.crops, sample.box_info)
         torch.ao.quantization.convert(quantized, inplace=True)
     quantized.set_fusion_strategy(model.fusion_strategy)
+    release_free_memory()  # calibration activations and the float weights just replaced
     return quantized
 
 

@@ -11,7 +11,8 @@ The options, all within the tolerances of ``tests/test_performance.py`` against 
 * ``channels_last`` memory format (oneDNN / cuDNN pick their fastest convolutions for NHWC);
 * ``precision``: ``fp32``; ``bf16`` / ``fp16``: weights and activations in that dtype (the
   fusion softmax stays float32); ``int8``: CPU static quantization (:mod:`.quantization`);
-* ``compile``: :func:`torch.compile` on each block (static shapes per block, no graph breaks).
+* ``compile``: :func:`torch.compile` on each block (static shapes per block, no graph breaks);
+* ``cuda_graphs``: replay CUDA graphs captured per input shape (:mod:`.cudagraphs`).
 
 :data:`EAGER_FP32` is the plain reference-style path every fast path is compared with.
 """
@@ -26,6 +27,8 @@ import torch
 from torch import nn
 
 from instcolor.networks import ColorizationBackbone, InstColorModel
+from instcolor.perf.cudagraphs import GraphedNetworks
+from instcolor.perf.timing import release_free_memory
 
 #: Precisions a model can run at; ``"auto"`` (see :func:`instcolor.perf.precision.choose_precision`)
 #: resolves to one of them.
@@ -43,12 +46,14 @@ class RuntimeOptions:
         fusion: a strategy of :meth:`InstColorModel.set_fusion_strategy`, or ``"auto"``:
             ``"batched"`` on CUDA, ``"streamed"`` elsewhere.
         compile: compile each block with :func:`torch.compile`.
+        cuda_graphs: run the networks as CUDA graphs (CUDA, ``"batched"`` fusion).
     """
 
     precision: str = "fp32"
     channels_last: bool = True
     fusion: str = "auto"
     compile: bool = False
+    cuda_graphs: bool = False
 
     def fusion_strategy(self, device: torch.device) -> str:
         if self.fusion != "auto":
@@ -57,7 +62,7 @@ class RuntimeOptions:
 
     def describe(self) -> str:
         parts = [self.precision, "channels_last" if self.channels_last else "nchw", f"fusion {self.fusion}"]
-        return "+".join(parts + (["compiled"] if self.compile else []))
+        return "+".join(parts + (["compiled"] if self.compile else []) + (["cuda graphs"] if self.cuda_graphs else []))
 
 
 #: The plain eager float32 path: the reference's fusion, contiguous memory, nothing compiled.
@@ -99,6 +104,19 @@ class PreparedModel:
     model: InstColorModel
     options: RuntimeOptions
     device: torch.device
+    graphs: GraphedNetworks | None = None
+
+    def run_full(self, full_input: torch.Tensor) -> torch.Tensor:
+        """ab of the full-image network for prepared inputs (:meth:`cast`)."""
+        return self.graphs.full(full_input) if self.graphs is not None else self.model.full(full_input)[0]
+
+    def run_fusion(
+        self, full_input: torch.Tensor, crops: torch.Tensor, box_info: dict[int, torch.Tensor]
+    ) -> torch.Tensor:
+        """ab of the fusion path for prepared inputs (:meth:`cast`)."""
+        if self.graphs is not None:
+            return self.graphs.fusion(full_input, crops, box_info)
+        return self.model(full_input, crops, box_info)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -133,7 +151,7 @@ def prepare_model(
     options: RuntimeOptions = FAST_FP32,
     size: int = 256,
 ) -> PreparedModel:
-    """Apply ``options`` to ``model`` (in place, except int8 which returns a quantized copy).
+    """Apply ``options`` to ``model``, in place (int8 swaps modules: use the returned model).
 
     Args:
         model: float32 networks.
@@ -148,18 +166,27 @@ def prepare_model(
     check_precision(options.precision, device)
     if options.compile and options.precision == "int8":
         raise ValueError("compile is not available with int8; use one or the other")
+    graphable = device.type == "cuda" and not options.compile and options.fusion_strategy(device) == "batched"
+    if options.cuda_graphs and not graphable:
+        raise ValueError("CUDA graphs need a CUDA device and the 'batched' fusion, without compile")
     model = model.to(device).eval()
     model.set_fusion_strategy(options.fusion_strategy(device))
     if options.precision == "int8":
         from instcolor.perf.quantization import quantize_int8
 
-        model = quantize_int8(model, size=size)
+        model = quantize_int8(model, size=size, inplace=True)
     elif options.precision in ("bf16", "fp16"):
         model = model.to(DTYPES[options.precision])
     model = model.to(memory_format=torch.channels_last if options.channels_last else torch.contiguous_format)
     if options.compile:
         compile_blocks(model)
-    return PreparedModel(model=model, options=options, device=device)
+    release_free_memory()  # weights just replaced by converted ones
+    graphs = None
+    if options.cuda_graphs:
+        from instcolor.perf.cudagraphs import GraphedNetworks
+
+        graphs = GraphedNetworks(model)
+    return PreparedModel(model=model, options=options, device=device, graphs=graphs)
 
 
 def compile_blocks(model: InstColorModel) -> None:

@@ -10,6 +10,9 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import gc
 import resource
 import sys
 import time
@@ -84,4 +87,19 @@ def reset_peak_rss() -> bool:
             clear.write("5")
         return True
     except OSError:
+        return False
+
+
+def release_free_memory() -> bool:
+    """Hand freed heap memory back to the operating system (glibc ``malloc_trim``).
+
+    After large temporary allocations (a model converted to another dtype, int8 calibration)
+    glibc keeps the freed pages mapped, so the resident size stays at its peak; trimming returns
+    them (after a garbage collection, so that freed cycles count). False where there is no glibc.
+    """
+    gc.collect()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.malloc_trim(0))
+    except (OSError, AttributeError):
         return False
