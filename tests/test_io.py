@@ -86,3 +86,19 @@ def test_find_images(tmp_path):
     found, problems = find_images([str(tmp_path), str(tmp_path / "missing.png")])
     assert [p.name for p in found] == ["a.png", "b.jpg"]
     assert len(problems) == 1 and "missing.png" in problems[0]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_samples_are_kept_and_float_rgb_is_made_on_demand(dtype, channels):
+    top = np.iinfo(dtype).max
+    shape = (6, 7) if channels == 1 else (6, 7, 3)
+    pixels = np.random.default_rng(0).integers(0, top + 1, shape, dtype=dtype)
+    decoded = decode_image(pixels)
+    assert decoded.pixels.dtype == dtype and decoded.is_grey == (channels == 1)
+    assert "rgb" not in vars(decoded)  # nothing converted yet
+    expected = (pixels / top).astype(np.float32)  # float64 division, then float32: the old values
+    expected = np.repeat(expected[..., None], 3, axis=2) if channels == 1 else expected
+    np.testing.assert_array_equal(decoded.rgb, expected)
+    pixels[...] = 0
+    assert decoded.pixels.any()  # a copy: later changes to the caller's array do not leak in

@@ -1,4 +1,4 @@
-"""Image input/output: decoding any common photo into RGB + alpha, and atomic writes."""
+"""Image input/output: decoding any common photo (samples kept as decoded, float RGB on demand), and atomic writes."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -17,24 +18,46 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".g
 
 
 
-@dataclass
+@dataclass(eq=False)
 class DecodedImage:
-    """A decoded input image.
+    """A decoded input image, kept in its own sample type until float values are asked for.
 
     Attributes:
-        rgb: ``(H, W, 3)`` float32 sRGB in ``[0, 1]`` (grey inputs are replicated to 3 channels).
+        pixels: the samples as decoded: ``(H, W)`` grey or ``(H, W, 3)`` RGB, uint8 or uint16 for
+            integer images, float32 in ``[0, 1]`` otherwise (32-bit and float images).
         alpha: ``(H, W)`` uint8 alpha channel, or None when the input has none.
-        is_grey: True when the input had a single colour channel.
     """
 
-    rgb: np.ndarray
-    alpha: np.ndarray | None
-    is_grey: bool
+    pixels: np.ndarray
+    alpha: np.ndarray | None = None
+
+    @property
+    def is_grey(self) -> bool:
+        """True when the input had a single colour channel."""
+        return self.pixels.ndim == 2
 
     @property
     def size(self) -> tuple[int, int]:
         """``(width, height)``."""
-        return self.rgb.shape[1], self.rgb.shape[0]
+        return self.pixels.shape[1], self.pixels.shape[0]
+
+    @cached_property
+    def rgb(self) -> np.ndarray:
+        """``(H, W, 3)`` float32 sRGB in ``[0, 1]`` (grey replicated), made on first use."""
+        values = unit_values(self.pixels)
+        return np.repeat(values[..., None], 3, axis=2) if self.is_grey else values
+
+
+def unit_values(pixels: np.ndarray) -> np.ndarray:
+    """Samples as float32 in ``[0, 1]``: uint8 / 255, uint16 / 65535 (by table, same values as float64 division)."""
+    if pixels.dtype in (np.uint8, np.uint16):
+        return np.take(_unit_table(pixels.dtype), pixels)
+    return np.asarray(pixels, dtype=np.float32)
+
+
+def _unit_table(dtype: np.dtype) -> np.ndarray:
+    top = np.iinfo(dtype).max
+    return (np.arange(top + 1, dtype=np.float64) / top).astype(np.float32)
 
 
 def open_image(path: str | os.PathLike) -> Image.Image:
@@ -63,61 +86,48 @@ def _decode_pil(img: Image.Image) -> DecodedImage:
     if mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
         mode = img.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        return _decoded(np.asarray(img).astype(np.uint16))
+    if mode == "I":
         arr = np.asarray(img, dtype=np.float64)
-        scale = 65535.0 if arr.max(initial=0) > 255 or mode.startswith("I;16") else 255.0
-        return _grey(np.clip(arr / scale, 0, 1), None)
+        scale = 65535.0 if arr.max(initial=0) > 255 else 255.0
+        return _decoded(np.clip(arr / scale, 0, 1).astype(np.float32))
     if mode == "F":
         arr = np.asarray(img, dtype=np.float64)
         scale = 1.0 if arr.max(initial=0) <= 1.0 else (255.0 if arr.max() <= 255 else 65535.0)
-        return _grey(np.clip(arr / scale, 0, 1), None)
+        return _decoded(np.clip(arr / scale, 0, 1).astype(np.float32))
     if mode in ("1", "L"):
-        return _grey(np.asarray(img.convert("L"), dtype=np.float64) / 255.0, None)
+        return _decoded(np.asarray(img.convert("L")))
     if mode == "LA":
         arr = np.asarray(img)
-        return _grey(arr[..., 0] / 255.0, arr[..., 1].copy())
+        return _decoded(arr[..., 0].copy(), arr[..., 1].copy())
     if mode in ("RGBA", "RGBa", "PA"):
-        img = img.convert("RGBA")
-        arr = np.asarray(img)
-        return _colour(arr[..., :3] / 255.0, arr[..., 3].copy())
-    return _colour(np.asarray(img.convert("RGB"), dtype=np.float64) / 255.0, None)
+        arr = np.asarray(img.convert("RGBA"))
+        return _decoded(arr[..., :3].copy(), arr[..., 3].copy())
+    return _decoded(np.asarray(img.convert("RGB")))
 
 
 def _decode_array(arr: np.ndarray) -> DecodedImage:
-    if arr.dtype == np.uint8:
-        scaled = arr.astype(np.float64) / 255.0
-    elif arr.dtype == np.uint16:
-        scaled = arr.astype(np.float64) / 65535.0
-    elif arr.dtype == bool:
-        scaled = arr.astype(np.float64)
-    else:
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8) * np.uint8(255)
+    elif arr.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"arrays must be uint8 or uint16, got {arr.dtype}")
     if arr.ndim == 2:
-        return _grey(scaled, None)
+        return _decoded(arr.copy())
     if arr.ndim == 3 and arr.shape[2] == 1:
-        return _grey(scaled[..., 0], None)
+        return _decoded(arr[..., 0].copy())
     if arr.ndim == 3 and arr.shape[2] in (3, 4):
         alpha = None
         if arr.shape[2] == 4:
-            alpha = np.round(scaled[..., 3] * 255).astype(np.uint8)
-        return _colour(scaled[..., :3], alpha)
+            alpha = np.round(arr[..., 3] / float(np.iinfo(arr.dtype).max) * 255).astype(np.uint8)
+        return _decoded(np.array(arr[..., :3]), alpha)
     raise ValueError(f"expected an HxW, HxWx3 or HxWx4 array, got shape {arr.shape}")
 
 
-def _grey(grey: np.ndarray, alpha: np.ndarray | None) -> DecodedImage:
-    _check_size(grey.shape)
-    rgb = np.repeat(grey[..., None], 3, axis=2).astype(np.float32)
-    return DecodedImage(rgb=rgb, alpha=alpha, is_grey=True)
-
-
-def _colour(rgb: np.ndarray, alpha: np.ndarray | None) -> DecodedImage:
-    _check_size(rgb.shape)
-    return DecodedImage(rgb=np.ascontiguousarray(rgb, dtype=np.float32), alpha=alpha, is_grey=False)
-
-
-def _check_size(shape: tuple[int, ...]) -> None:
-    if shape[0] < 1 or shape[1] < 1:
-        raise ValueError(f"image has no pixels (shape {shape})")
+def _decoded(pixels: np.ndarray, alpha: np.ndarray | None = None) -> DecodedImage:
+    if pixels.shape[0] < 1 or pixels.shape[1] < 1:
+        raise ValueError(f"image has no pixels (shape {pixels.shape})")
+    return DecodedImage(pixels=pixels, alpha=alpha)
 
 
 def to_pil(rgb: np.ndarray, alpha: np.ndarray | None = None) -> Image.Image:

@@ -32,7 +32,7 @@ from instcolor.geometry import box_infos, fusion_grids
 from instcolor.instances import Instances
 from instcolor.io import DecodedImage, decode_image, to_pil
 from instcolor.networks import InstColorModel, network_input
-from instcolor.perf.compose import lab_to_image, lightness_bands
+from instcolor.perf.compose import grey_levels, image_lightness, lab_to_image
 from instcolor.perf.runtime import EAGER_FP32, RuntimeOptions, prepare_model
 from instcolor.perf.timing import StageTimer
 from instcolor.preprocess import prepare
@@ -186,13 +186,18 @@ class Colorizer:
             precision=precision, channels_last=channels_last, compile=compile, fast=fast,
         )  # fmt: skip
 
-    def detect(self, decoded: DecodedImage) -> Instances:
-        """Run the detector on the grey version of the image (L replicated), as the paper does."""
+    def detect(self, decoded: DecodedImage, l_full: torch.Tensor | None = None) -> Instances:
+        """Run the detector on the grey version of the image (L replicated), as the paper does.
+
+        Args:
+            decoded: the image.
+            l_full: its lightness ``(1, 1, H, W)`` when already computed (spares computing it again).
+        """
         if self.detector is None:
             return Instances()
-        from instcolor.detection.base import detection_image
+        from instcolor.detection.base import detection_image, grey_image
 
-        return self.detector(detection_image(decoded))
+        return self.detector(detection_image(decoded) if l_full is None else grey_image(grey_levels(l_full)))
 
     def _stage(self, name: str):
         return self.timer.stage(name) if self.timer is not None else contextlib.nullcontext()
@@ -257,23 +262,20 @@ class Colorizer:
             self.timer.reset()
         with self._stage("decode"):
             decoded = image if isinstance(image, DecodedImage) else decode_image(image)
+        with self._stage("upsample_convert"):
+            if self.fast:  # from the decoded samples by tables: no float copy of the image
+                l_full = image_lightness(decoded).to(self.device)
+            else:
+                l_full = lightness(torch.from_numpy(decoded.rgb).permute(2, 0, 1)[None].to(self.device))
         detector_name = None
         if instances is None and boxes is not None:
             instances = Instances(boxes=np.asarray(boxes, np.float32).reshape(-1, 4), masks=masks)
         if instances is None:
             with self._stage("detect"):
-                instances = self.detect(decoded) if mode == "fusion" else Instances()
+                instances = self.detect(decoded, l_full if self.fast else None) if mode == "fusion" else Instances()
             detector_name = getattr(self.detector, "name", None)
-        with self._stage("upsample_convert"):
-            if self.fast:
-                rgb = torch.from_numpy(decoded.rgb)
-                l_full = lightness_bands(rgb.to(self.device) if self.device.type == "cuda" else rgb, decoded.is_grey)
-                del rgb
-            else:
-                l_full = lightness(torch.from_numpy(decoded.rgb).permute(2, 0, 1)[None].to(self.device))
         alpha = decoded.alpha
-        if self.fast and decoded is not image:
-            del decoded  # only L and alpha are needed from here: free the float RGB (144 MB at 12 MP)
+        del decoded  # only L and alpha are needed from here
         ab, ran = self.predict_ab(l_full, instances.boxes if len(instances) else None, mode)
         with self._stage("upsample_convert"):
             if self.fast:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 from skimage.color import rgb2lab
@@ -131,6 +132,18 @@ def test_detection_image_is_lab_lightness_scaled_to_bytes():
     assert np.abs(grey[..., 0].astype(float) - expected).max() <= 0.51
     corners = detection_image(np.array([[[0, 0, 0], [255, 255, 255]]], np.uint8))[0, :, 0]
     assert corners.tolist() == [0, 255]
+    assert grey.strides[2] == 0 and not grey.flags.writeable  # one shared plane, no copies
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_detection_image_matches_the_float_lab_conversion(dtype):
+    from instcolor.color import lightness
+
+    top = np.iinfo(dtype).max
+    rgb = np.random.default_rng(4).integers(0, top + 1, (40, 50, 3), dtype=dtype)
+    float_rgb = torch.from_numpy(rgb / top).float().permute(2, 0, 1)[None]
+    expected = np.clip(np.round(lightness(float_rgb)[0, 0].numpy() * 2.55), 0, 255)
+    assert np.abs(detection_image(rgb)[..., 0].astype(float) - expected).max() <= 1
 
 
 def test_detection_image_accepts_paths_pil_and_grey_arrays(tmp_path):

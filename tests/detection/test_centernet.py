@@ -192,8 +192,11 @@ def test_raw_returns_every_candidate_in_image_pixels(detector):
     assert (boxes[:, [1, 3]] >= 0).all() and (boxes[:, [1, 3]] <= 400).all()
     assert detector.last_seconds > 0
     # A grey (H, W) image is the same as its three-channel replication.
+    # A grey (H, W) image, its one-plane view (as detection_image gives it) and a real copy agree.
     grey = detection_image(image)
-    np.testing.assert_array_equal(detector.raw(grey[..., 0]).boxes, detector.raw(grey).boxes)
+    expected = detector.raw(np.ascontiguousarray(grey)).boxes
+    np.testing.assert_array_equal(detector.raw(grey[..., 0]).boxes, expected)
+    np.testing.assert_array_equal(detector.raw(grey).boxes, expected)
     with pytest.raises(ValueError, match="uint8"):
         detector.raw(image.astype(np.float32))
 

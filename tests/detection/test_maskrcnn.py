@@ -74,6 +74,14 @@ def test_large_images_come_back_at_their_own_resolution(detector):
     assert_valid(detector.raw(grey_image(150, 260, seed=1)), 150, 260)
 
 
+def test_a_grey_view_gives_what_its_copy_gives(detector):
+    grey = grey_image(150, 260, seed=2)
+    view = np.broadcast_to(grey[..., :1], grey.shape)  # as detection_image returns it: one plane
+    expected, got = detector.raw(grey), detector.raw(view)
+    np.testing.assert_array_equal(got.boxes, expected.boxes)
+    np.testing.assert_array_equal(got.masks, expected.masks)
+
+
 def test_raw_refuses_other_arrays(detector):
     with pytest.raises(ValueError):
         detector.raw(np.zeros((8, 8), np.uint8))

@@ -32,10 +32,10 @@ import torch
 from PIL import Image
 from torchvision.ops import batched_nms
 
-from instcolor.color import lightness
 from instcolor.detection.coco import COCO_CLASSES
 from instcolor.instances import Instances
 from instcolor.io import DecodedImage, decode_image
+from instcolor.perf.compose import grey_levels, image_lightness
 
 NmsMode = Literal["class", "agnostic", "none"]
 NMS_MODES: tuple[str, ...] = ("class", "agnostic", "none")
@@ -68,16 +68,20 @@ class Detector(Protocol):
 def detection_image(image: ImageInput) -> np.ndarray:
     """The image detectors see: ``(H, W, 3)`` uint8, Lab L scaled to ``[0, 255]`` in all channels.
 
+    The result is a read-only view of one grey plane (:func:`grey_image`); copy it to write to it.
+
     Args:
         image: a path, PIL image, ``HxW`` / ``HxWx3`` / ``HxWx4`` uint8 or uint16 array, or an
             already decoded :class:`~instcolor.io.DecodedImage`. EXIF orientation is applied and
             alpha is ignored.
     """
     decoded = image if isinstance(image, DecodedImage) else decode_image(image)
-    rgb = torch.from_numpy(decoded.rgb).permute(2, 0, 1)[None]
-    l_channel = lightness(rgb)[0, 0].numpy()
-    grey = np.clip(np.round(l_channel * (255.0 / 100.0)), 0, 255).astype(np.uint8)
-    return np.repeat(grey[..., None], 3, axis=2)
+    return grey_image(grey_levels(image_lightness(decoded)))
+
+
+def grey_image(grey: np.ndarray) -> np.ndarray:
+    """``(H, W)`` uint8 grey as the ``(H, W, 3)`` image detectors take: a read-only view, no copy."""
+    return np.broadcast_to(grey[..., None], (*grey.shape, 3))
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,11 @@ def check_class_names(names: Iterable[str]) -> frozenset[str]:
     return names
 
 
+def is_grey_view(image: np.ndarray) -> bool:
+    """True for an ``(H, W, 3)`` view of one grey plane (:func:`grey_image`): its channels share memory."""
+    return image.ndim == 3 and image.strides[2] == 0
+
+
 class FilteredDetector:
     """A detector with filtering: ``detector(detection_image(image)) -> Instances``.
 
@@ -188,7 +197,7 @@ class FilteredDetector:
         """
         if grey.dtype != np.uint8 or grey.ndim != 3 or grey.shape[2] != 3:
             raise ValueError(f"expected an (H, W, 3) uint8 grey image, got {grey.dtype} {grey.shape}")
-        if not (np.array_equal(grey[..., 0], grey[..., 1]) and np.array_equal(grey[..., 0], grey[..., 2])):
+        if not is_grey_view(grey) and not (np.array_equal(grey[..., 0], grey[..., 1]) and np.array_equal(grey[..., 0], grey[..., 2])):
             raise ValueError("detectors run on the grey image: pass detection_image(image), not a colour image")
         return self.filter(self.detector.raw(grey))
 

@@ -49,6 +49,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save
 from torch import nn
 
+from instcolor.detection.base import is_grey_view
 from instcolor.detection.coco import COCO_CLASSES
 from instcolor.detection.tfjs import TFJSGraphModel, find_model_json, load_graph_model
 from instcolor.instances import Instances
@@ -736,7 +737,7 @@ class Letterbox:
 
 
 def letterbox(image: torch.Tensor, size: int) -> tuple[torch.Tensor, Letterbox]:
-    """Scale ``(3, H, W)`` float to fit ``size x size`` keeping the aspect, centred on zeros.
+    """Scale ``(3, H, W)`` (or one grey ``(1, H, W)``) float to fit ``size x size`` keeping the aspect, centred on zeros.
 
     Resampling is bilinear, antialiased when shrinking. Returns ``(3, size, size)`` and the
     placement.
@@ -784,13 +785,12 @@ class CenterNetDetector:
     def preprocess(self, image: np.ndarray) -> tuple[torch.Tensor, Letterbox]:
         """``(H, W, 3)`` uint8 RGB -> ``(1, 3, S, S)`` float in ``[0, 255]`` and its placement."""
         image = np.asarray(image)
-        if image.ndim == 3 and image.shape[2] == 1:
-            image = image[..., 0]
-        if image.ndim == 2:
-            image = np.repeat(image[..., None], 3, axis=2)
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        if image.ndim == 3 and (image.shape[2] == 1 or is_grey_view(image)):
+            image = image[..., 0]  # one plane is resized, then shared by the three channels
+        if image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
             raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
-        tensor = torch.from_numpy(np.array(image, copy=True)).to(self.device).permute(2, 0, 1).float()
+        planes = image[None] if image.ndim == 2 else image.transpose(2, 0, 1)
+        tensor = torch.from_numpy(np.array(planes)).to(self.device).float()  # a copy: the view may be read-only
         canvas, placement = letterbox(tensor, self.config.input_size)
         return canvas[None], placement
 

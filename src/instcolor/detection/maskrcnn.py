@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.models.detection import MaskRCNN_ResNet50_FPN_V2_Weights, maskrcnn_resnet50_fpn_v2
 
+from instcolor.detection.base import is_grey_view
 from instcolor.detection.coco import TORCHVISION_COCO_NAMES
 from instcolor.instances import Instances
 
@@ -136,10 +137,12 @@ class MaskRCNNDetector:
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an (H, W, 3) uint8 image, got {image.dtype} {image.shape}")
         height, width = image.shape[:2]
-        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).to(self.device, torch.float32) / 255.0
+        planes = image[None, :, :, 0] if is_grey_view(image) else image.transpose(2, 0, 1)  # grey: one plane
+        x = torch.from_numpy(np.array(planes)).to(self.device, torch.float32) / 255.0  # a copy: views may be read-only
         work_h, work_w = self._working_size(height, width)
         if (work_h, work_w) != (height, width):
             x = F.interpolate(x[None], size=(work_h, work_w), mode="bilinear", align_corners=False, antialias=True)[0]
+        x = x.expand(3, -1, -1)
         output = self.model([x])[0]
 
         boxes = output["boxes"].float()

@@ -217,7 +217,7 @@ def run_worker(spec: WorkerSpec) -> dict:
 def measure_networks(spec: WorkerSpec) -> dict:
     """The networks alone at the network size, all paths interleaved; outputs saved for comparison."""
     from instcolor.io import decode_image
-    from instcolor.perf.compose import lightness_bands
+    from instcolor.perf.compose import image_lightness
     from instcolor.perf.timing import StageTimer
 
     out_dir = Path(spec.out_dir)
@@ -226,7 +226,7 @@ def measure_networks(spec: WorkerSpec) -> dict:
     for path in spec.paths:
         colorizer, setup = _colorizer(spec, path)
         colorizer.timer = StageTimer(synchronize=colorizer.device)
-        l_small = lightness_bands(decoded.rgb, decoded.is_grey).to(colorizer.device)
+        l_small = image_lightness(decoded).to(colorizer.device)
         start = time.perf_counter()
         colorizer.predict_ab(l_small, np.asarray(spec.boxes["256"]["1"]))  # warm-up (compiles when asked)
         colorizers[path] = (colorizer, l_small)
@@ -253,6 +253,7 @@ def measure_networks(spec: WorkerSpec) -> dict:
 def measure_end_to_end(spec: WorkerSpec) -> dict:
     """One run of every size and instance count for one path, split into stages, with peak memory."""
     from instcolor.io import decode_image, save_image
+    from instcolor.perf.compose import image_lightness
     from instcolor.perf.overlap import Job, colorize_files
     from instcolor.perf.timing import StageTimer, current_rss_bytes, peak_rss_bytes, reset_peak_rss
 
@@ -261,9 +262,7 @@ def measure_end_to_end(spec: WorkerSpec) -> dict:
     colorizer, setup = _colorizer(spec, path)
     device = colorizer.device
     decoded = decode_image(spec.network_image)
-    from instcolor.perf.compose import lightness_bands
-
-    colorizer.predict_ab(lightness_bands(decoded.rgb, decoded.is_grey).to(device), np.asarray(spec.boxes["256"]["1"]))
+    colorizer.predict_ab(image_lightness(decoded).to(device), np.asarray(spec.boxes["256"]["1"]))
     colorizer.timer = StageTimer(synchronize=device)
     report: dict = {"path": path, "precision": colorizer.precision, "setup_seconds": setup}
     report.update(end_to_end=[], folder=[])
@@ -281,15 +280,16 @@ def measure_end_to_end(spec: WorkerSpec) -> dict:
         detect_seconds, detect_peak = 0.0, 0
         if detector is not None:  # timed apart, so that every instance count gets the same boxes
             decoded = decode_image(spec.images[size])
-            colorizer.detect(decoded)  # warm-up at this size
+            l_full = image_lightness(decoded).to(device) if colorizer.fast else None  # as the colorizer has it
+            colorizer.detect(decoded, l_full)  # warm-up at this size
             reset_peak_rss()
             _sync(device)
             start = time.perf_counter()
-            colorizer.detect(decoded)
+            colorizer.detect(decoded, l_full)
             _sync(device)
             detect_seconds = time.perf_counter() - start
             detect_peak = peak_rss_bytes()
-            del decoded
+            del decoded, l_full
         for count in spec.instances:
             boxes = np.asarray(spec.boxes[size][str(count)] if count else [], np.float32).reshape(-1, 4)
             reset_peak_rss()
