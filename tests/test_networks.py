@@ -1,3 +1,5 @@
+import weakref
+
 import pytest
 import torch
 
@@ -92,3 +94,18 @@ def test_model_uses_instances():
         other = model(x, crops.flip(-1), info)
     assert with_instance.shape == (1, 2, 32, 32)
     assert not torch.allclose(with_instance, other)
+
+
+def test_stages_free_each_shortcut_source_before_the_last_upsampling():
+    net = ColorizationBackbone(ModelConfig(width=0.125)).eval()
+    sources = {}
+    with torch.inference_mode():
+        stages = net.stages(network_input(torch.zeros(2, 1, 32, 32)))
+        for name, value in stages:
+            if name in ("conv1_2", "conv2_2", "conv3_3"):
+                sources[name] = weakref.ref(value)
+            del value
+            if name == "conv10_up":  # by now no shortcut source may be held (memory at 16 crops)
+                assert [n for n, ref in sources.items() if ref() is not None] == []
+                break
+    assert len(sources) == 3

@@ -117,7 +117,7 @@ class ColorizationBackbone(nn.Module):
         self.conv9 = _up_block(c128, c128, 1)
         self.conv10_up = nn.ConvTranspose2d(c128, c128, kernel_size=4, stride=2, padding=1)
         self.shortcut1_10 = _conv(c64, c128)
-        self.conv10 = _up_block(c128, c128, 1, last_act=nn.LeakyReLU(0.2))
+        self.conv10 = _up_block(c128, c128, 1, last_act=nn.LeakyReLU(0.2, inplace=True))
         self.ab_head = nn.Sequential(nn.Conv2d(c128, 2, kernel_size=1), nn.Tanh())
 
     def forward(self, x: torch.Tensor, fuse=None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -151,14 +151,24 @@ class ColorizationBackbone(nn.Module):
         h = yield from _emit("conv5_3", self.conv5(h))
         h = yield from _emit("conv6_3", self.conv6(h))
         h = yield from _emit("conv7_3", self.conv7(h))
-        h = yield from _emit("conv8_up", self.conv8_up(h) + self.shortcut3_8(conv3_3))
+        # Each shortcut is taken (and its source freed) before the upsampling: the least memory alive.
+        skip = self.shortcut3_8(conv3_3)
         del conv3_3
+        h = self.conv8_up(h).add_(skip)
+        del skip
+        h = yield from _emit("conv8_up", h)
         h = yield from _emit("conv8_3", self.conv8(h))
-        h = yield from _emit("conv9_up", self.conv9_up(h) + self.shortcut2_9(conv2_2))
+        skip = self.shortcut2_9(conv2_2)
         del conv2_2
+        h = self.conv9_up(h).add_(skip)
+        del skip
+        h = yield from _emit("conv9_up", h)
         h = yield from _emit("conv9_3", self.conv9(h))
-        h = yield from _emit("conv10_up", self.conv10_up(h) + self.shortcut1_10(conv1_2))
+        skip = self.shortcut1_10(conv1_2)
         del conv1_2
+        h = self.conv10_up(h).add_(skip)
+        del skip
+        h = yield from _emit("conv10_up", h)
         h = yield from _emit("conv10_2", self.conv10(h))
         return self.ab_head(h)
 

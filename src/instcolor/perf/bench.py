@@ -206,6 +206,10 @@ def run_worker(spec: WorkerSpec) -> dict:
     """Run one task of the benchmark in this process (see :class:`WorkerSpec`)."""
     if spec.threads:
         torch.set_num_threads(spec.threads)
+    # fp32 means IEEE float32 in the comparison: with TF32 convolutions (PyTorch's CUDA default)
+    # eager and fast fp32 differ by ~5e-4 through cuDNN's choice of kernels alone.
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
     Path(spec.out_dir).mkdir(parents=True, exist_ok=True)
     if spec.task == "networks":
         return measure_networks(spec)
