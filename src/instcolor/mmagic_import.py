@@ -40,7 +40,7 @@ from pathlib import Path
 import torch
 
 from instcolor.networks import InstColorModel, ModelConfig
-from instcolor.weights import WeightsError
+from instcolor.weights import WeightsError, map_state_dict
 
 #: mmagic's ``InstColorization`` sub-model -> our sub-module.
 MMAGIC_NETWORKS: dict[str, str] = {"image_model": "full", "instance_model": "instance", "fusion_model": "fusion"}
@@ -169,26 +169,7 @@ def convert_mmagic_state_dict(
     """
     config = config or infer_mmagic_config(state)
     expected = InstColorModel(config).state_dict()
-    out: dict[str, torch.Tensor] = {}
-    source_of: dict[str, str] = {}
-    problems: list[str] = []
-    for key, value in state.items():
-        try:
-            ours = map_mmagic_key(key)
-        except WeightsError as err:
-            problems.append(str(err))
-            continue
-        if ours is None:
-            continue
-        if ours not in expected:
-            problems.append(f"{key!r} maps to {ours!r}, which the model does not have")
-        elif ours in source_of:
-            problems.append(f"{key!r} and {source_of[ours]!r} both map to {ours!r}")
-        elif tuple(value.shape) != tuple(expected[ours].shape):
-            problems.append(f"{key!r} has shape {tuple(value.shape)}, expected {tuple(expected[ours].shape)}")
-        else:
-            out[ours] = value.detach().to(expected[ours].dtype).contiguous()
-            source_of[ours] = key
+    out, problems = map_state_dict(state, map_mmagic_key, expected)
     problems.extend(
         f"missing tensor {mmagic_key(k)!r} (for {k!r})"
         for k in expected

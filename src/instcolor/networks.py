@@ -144,33 +144,28 @@ class ColorizationBackbone(nn.Module):
         """
         if x.shape[-1] % 8 or x.shape[-2] % 8:
             raise ValueError(f"input height and width must be divisible by 8, got {tuple(x.shape[-2:])}")
-        conv1_2 = yield from _emit("conv1_2", self.conv1(x))
-        conv2_2 = yield from _emit("conv2_2", self.conv2(conv1_2[:, :, ::2, ::2]))
-        conv3_3 = yield from _emit("conv3_3", self.conv3(conv2_2[:, :, ::2, ::2]))
-        h = yield from _emit("conv4_3", self.conv4(conv3_3[:, :, ::2, ::2]))
+        # The shortcuts' sources are kept by name and popped when used, so that none stays alive longer.
+        kept = {"conv1_2": (yield from _emit("conv1_2", self.conv1(x)))}
+        kept["conv2_2"] = yield from _emit("conv2_2", self.conv2(kept["conv1_2"][:, :, ::2, ::2]))
+        kept["conv3_3"] = yield from _emit("conv3_3", self.conv3(kept["conv2_2"][:, :, ::2, ::2]))
+        h = yield from _emit("conv4_3", self.conv4(kept["conv3_3"][:, :, ::2, ::2]))
         h = yield from _emit("conv5_3", self.conv5(h))
         h = yield from _emit("conv6_3", self.conv6(h))
         h = yield from _emit("conv7_3", self.conv7(h))
-        # Each shortcut is taken (and its source freed) before the upsampling: the least memory alive.
-        skip = self.shortcut3_8(conv3_3)
-        del conv3_3
-        h = self.conv8_up(h).add_(skip)
-        del skip
-        h = yield from _emit("conv8_up", h)
+        h = yield from _emit("conv8_up", _upsample(self.conv8_up, h, self.shortcut3_8, kept.pop("conv3_3")))
         h = yield from _emit("conv8_3", self.conv8(h))
-        skip = self.shortcut2_9(conv2_2)
-        del conv2_2
-        h = self.conv9_up(h).add_(skip)
-        del skip
-        h = yield from _emit("conv9_up", h)
+        h = yield from _emit("conv9_up", _upsample(self.conv9_up, h, self.shortcut2_9, kept.pop("conv2_2")))
         h = yield from _emit("conv9_3", self.conv9(h))
-        skip = self.shortcut1_10(conv1_2)
-        del conv1_2
-        h = self.conv10_up(h).add_(skip)
-        del skip
-        h = yield from _emit("conv10_up", h)
+        h = yield from _emit("conv10_up", _upsample(self.conv10_up, h, self.shortcut1_10, kept.pop("conv1_2")))
         h = yield from _emit("conv10_2", self.conv10(h))
         return self.ab_head(h)
+
+
+def _upsample(up: nn.Module, h: torch.Tensor, shortcut: nn.Module, source: torch.Tensor) -> torch.Tensor:
+    """``up(h) + shortcut(source)``, with ``source`` freed before ``up`` runs (the caller passes its last reference)."""
+    skip = shortcut(source)
+    del source
+    return up(h).add_(skip)
 
 
 def _emit(name: str, value: torch.Tensor) -> Generator[tuple[str, torch.Tensor], torch.Tensor | None, torch.Tensor]:

@@ -21,6 +21,7 @@ import json
 import os
 import re
 import zipfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,6 +113,50 @@ def map_reference_key(network: str, key: str) -> str | None:
     raise WeightsError(f"unexpected key in {network} checkpoint: {key!r}")
 
 
+def map_state_dict(
+    state: Mapping[str, torch.Tensor],
+    map_key: Callable[[str], str | None],
+    expected: Mapping[str, torch.Tensor],
+    where: str = "",
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Rename a foreign state dict's tensors onto our keys, collecting every misfit instead of stopping.
+
+    Args:
+        state: the foreign tensors.
+        map_key: foreign key -> our key, None for a tensor to drop; raises :class:`WeightsError`
+            for a key it does not know.
+        expected: our state dict (names, shapes and dtypes to fit).
+        where: prefix for the problem lines (the foreign network's name).
+
+    Returns:
+        ``(tensors under our keys, in our dtypes; problems)``: unknown keys, keys mapping to no
+        tensor of ours, two keys mapping to one tensor, wrong shapes. Missing tensors are the
+        caller's to report.
+    """
+    prefix = f"{where}: " if where else ""
+    out: dict[str, torch.Tensor] = {}
+    source_of: dict[str, str] = {}
+    problems: list[str] = []
+    for key, value in state.items():
+        try:
+            ours = map_key(key)
+        except WeightsError as err:
+            problems.append(str(err))
+            continue
+        if ours is None:
+            continue
+        if ours not in expected:
+            problems.append(f"{prefix}{key!r} maps to {ours!r}, which the model does not have")
+        elif ours in source_of:
+            problems.append(f"{prefix}{key!r} and {source_of[ours]!r} both map to {ours!r}")
+        elif tuple(value.shape) != tuple(expected[ours].shape):
+            problems.append(f"{prefix}{key!r} has shape {tuple(value.shape)}, expected {tuple(expected[ours].shape)}")
+        else:
+            out[ours] = value.detach().to(expected[ours].dtype).contiguous()
+            source_of[ours] = key
+    return out, problems
+
+
 def convert_reference_state_dicts(
     state_dicts: dict[str, dict[str, torch.Tensor]], config: ModelConfig = ModelConfig()
 ) -> dict[str, torch.Tensor]:
@@ -127,22 +172,11 @@ def convert_reference_state_dicts(
         if network not in state_dicts:
             problems.append(f"missing network {network} ({REFERENCE_FILES[network]})")
             continue
-        for key, value in state_dicts[network].items():
-            try:
-                ours = map_reference_key(network, key)
-            except WeightsError as err:
-                problems.append(str(err))
-                continue
-            if ours is None:
-                continue
-            if ours not in expected:
-                problems.append(f"{network}: {key!r} maps to {ours!r}, which the model does not have")
-            elif tuple(value.shape) != tuple(expected[ours].shape):
-                problems.append(
-                    f"{network}: {key!r} has shape {tuple(value.shape)}, expected {tuple(expected[ours].shape)}"
-                )
-            else:
-                out[ours] = value.detach().to(expected[ours].dtype).contiguous()
+        mapped, network_problems = map_state_dict(
+            state_dicts[network], lambda key: map_reference_key(network, key), expected, where=network
+        )
+        out.update(mapped)
+        problems += network_problems
     missing = [k for k in expected if k not in out]
     if missing and not any(p.startswith("missing network") for p in problems):
         problems.extend(f"missing tensor {k!r}" for k in missing)

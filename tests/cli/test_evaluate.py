@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -15,29 +14,10 @@ from instcolor.cli import app
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _offline_backbones(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    monkeypatch.setenv("INSTCOLOR_OFFLINE", "1")
-    monkeypatch.delenv("INSTCOLOR_ALEXNET_WEIGHTS", raising=False)
-    monkeypatch.delenv("INSTCOLOR_INCEPTION_WEIGHTS", raising=False)
-
-
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
     folder = tmp_path_factory.mktemp("weights")
     return tiny_weights_file(folder / "tiny.safetensors", seed=0), tiny_weights_file(folder / "other.safetensors", seed=1)
-
-
-@pytest.fixture(scope="module")
-def alexnet_features(tmp_path_factory):
-    """Random AlexNet features, injected explicitly: exercises the LPIPS code path offline."""
-    from torchvision.models import alexnet
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("alexnet") / "alexnet.pth"
-    torch.save({k: v for k, v in alexnet(weights=None).state_dict().items() if k.startswith("features.")}, path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -53,12 +33,12 @@ def run(*args):
     return runner.invoke(app, ["evaluate", *map(str, args)])
 
 
-def test_synthetic_scenes_end_to_end(scenes, weights, alexnet_features, tmp_path):
+def test_synthetic_scenes_end_to_end(scenes, weights, random_alexnet, tmp_path):
     folder, boxes = scenes
     out = tmp_path / "report"
     result = run(
         "--data", folder, "--boxes", boxes, "--weights", weights[0], "--compare", weights[1], "--out", out,
-        "--resolution", "128", "--lpips-weights", alexnet_features, "--device", "cpu", "--bootstrap", "100",
+        "--resolution", "128", "--lpips-weights", random_alexnet, "--device", "cpu", "--bootstrap", "100",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert {p.name for p in out.iterdir()} == {"metrics.json", "report.md", "contact_sheet.png", "distributions.png"}

@@ -1,36 +1,11 @@
-"""Fixtures for the evaluation tests: offline backbones, explicitly injected AlexNet weights, photos."""
+"""Fixtures for the evaluation tests: photos and evaluated sets (offline caches and the random
+AlexNet weights come from the root conftest)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
-
-
-@pytest.fixture(autouse=True)
-def _offline_backbones(tmp_path, monkeypatch):
-    """No test reads the real torch hub cache, a user's backbone variables, or the network."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    monkeypatch.setenv("INSTCOLOR_OFFLINE", "1")
-    monkeypatch.delenv("INSTCOLOR_ALEXNET_WEIGHTS", raising=False)
-    monkeypatch.delenv("INSTCOLOR_INCEPTION_WEIGHTS", raising=False)
-
-
-@pytest.fixture(scope="session")
-def random_alexnet(tmp_path_factory):
-    """A torchvision AlexNet ``features.*`` state dict with random weights, saved to a file.
-
-    Random weights are fine here because the test injects them explicitly; production code never
-    falls back to them.
-    """
-    from torchvision.models import alexnet
-
-    torch.manual_seed(0)
-    state = {k: v for k, v in alexnet(weights=None).state_dict().items() if k.startswith("features.")}
-    path = tmp_path_factory.mktemp("alexnet") / "alexnet-random.pth"
-    torch.save(state, path)
-    return path
 
 
 def _bundled_photo(name: str, width: int) -> np.ndarray:
