@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import urllib.error
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -196,7 +198,7 @@ def test_lpips_weights_from_environment_and_hub_cache(random_alexnet, monkeypatc
     monkeypatch.setenv(ALEXNET_ENV, str(random_alexnet))
     assert load_lpips(download=False).weights.origin == "environment"
     monkeypatch.delenv(ALEXNET_ENV)
-    cache = tmp_path / "torch_home" / "hub" / "checkpoints"
+    cache = Path(os.environ["TORCH_HOME"]) / "hub" / "checkpoints"  # the tests' own (conftest)
     cache.mkdir(parents=True)
     (cache / "alexnet-owt-7be5be79.pth").write_bytes(random_alexnet.read_bytes())
     found = load_lpips(download=False).weights
