@@ -194,7 +194,7 @@ def test_lpips_unavailable_when_the_download_fails(monkeypatch):
         load_lpips(download=True)
 
 
-def test_lpips_weights_from_environment_and_hub_cache(random_alexnet, monkeypatch, tmp_path):
+def test_lpips_weights_from_environment_and_hub_cache(random_alexnet, monkeypatch):
     monkeypatch.setenv(ALEXNET_ENV, str(random_alexnet))
     assert load_lpips(download=False).weights.origin == "environment"
     monkeypatch.delenv(ALEXNET_ENV)
