@@ -109,3 +109,31 @@ def test_stages_free_each_shortcut_source_before_the_last_upsampling():
                 assert [n for n, ref in sources.items() if ref() is not None] == []
                 break
     assert len(sources) == 3
+
+
+def _run_stages(net, x, chunk=None):
+    """``(ab, copies of the yielded maps, the yielded tensors themselves)``."""
+    copies, yielded = {}, {}
+    stages = net.stages(x, chunk=chunk)
+    try:
+        name, value = next(stages)
+        while True:
+            copies[name], yielded[name] = value.clone(), value
+            name, value = next(stages)
+    except StopIteration as done:
+        return done.value, copies, yielded
+
+
+def test_chunked_stages_give_the_same_maps_and_reuse_memory_only_without_autograd():
+    net = ColorizationBackbone(ModelConfig(width=0.125)).eval()
+    x = network_input(torch.rand(5, 1, 32, 32, generator=torch.Generator().manual_seed(0)) - 0.5)
+    with torch.inference_mode():
+        ab, maps, _ = _run_stages(net, x)
+        ab_chunked, maps_chunked, yielded = _run_stages(net, x, chunk=2)
+    torch.testing.assert_close(ab_chunked, ab, atol=1e-6, rtol=0)
+    for name in maps:
+        torch.testing.assert_close(maps_chunked[name], maps[name], atol=1e-6, rtol=0)
+    assert yielded["conv10_2"].data_ptr() == yielded["conv10_up"].data_ptr()  # written over it
+    with torch.enable_grad():  # autograd would need the overwritten map: chunking is off
+        _, _, yielded = _run_stages(net, x, chunk=2)
+    assert yielded["conv10_2"].data_ptr() != yielded["conv10_up"].data_ptr()
