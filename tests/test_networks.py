@@ -8,7 +8,6 @@ from instcolor.networks import (
     FEATURE_STRIDE,
     ColorizationBackbone,
     FusionLayer,
-    InstColorModel,
     ModelConfig,
     network_input,
 )

@@ -1,6 +1,5 @@
 import urllib.request
 
-import numpy as np
 import pytest
 
 from instcolor.pipeline import Colorizer
