@@ -197,7 +197,10 @@ class FilteredDetector:
         """
         if grey.dtype != np.uint8 or grey.ndim != 3 or grey.shape[2] != 3:
             raise ValueError(f"expected an (H, W, 3) uint8 grey image, got {grey.dtype} {grey.shape}")
-        if not is_grey_view(grey) and not (np.array_equal(grey[..., 0], grey[..., 1]) and np.array_equal(grey[..., 0], grey[..., 2])):
+        same = is_grey_view(grey) or (
+            np.array_equal(grey[..., 0], grey[..., 1]) and np.array_equal(grey[..., 0], grey[..., 2])
+        )
+        if not same:
             raise ValueError("detectors run on the grey image: pass detection_image(image), not a colour image")
         return self.filter(self.detector.raw(grey))
 

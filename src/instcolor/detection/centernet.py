@@ -737,7 +737,7 @@ class Letterbox:
 
 
 def letterbox(image: torch.Tensor, size: int) -> tuple[torch.Tensor, Letterbox]:
-    """Scale ``(3, H, W)`` (or one grey ``(1, H, W)``) float to fit ``size x size`` keeping the aspect, centred on zeros.
+    """Scale ``(3, H, W)`` (or grey ``(1, H, W)``) float to fit ``size x size``, keeping the aspect, centred on zeros.
 
     Resampling is bilinear, antialiased when shrinking. Returns ``(3, size, size)`` and the
     placement.
