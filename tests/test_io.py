@@ -102,3 +102,21 @@ def test_samples_are_kept_and_float_rgb_is_made_on_demand(dtype, channels):
     np.testing.assert_array_equal(decoded.rgb, expected)
     pixels[...] = 0
     assert decoded.pixels.any()  # a copy: later changes to the caller's array do not leak in
+
+
+def test_atomic_writes_get_the_mode_of_a_plain_write(tmp_path):
+    import os
+    import stat
+
+    from instcolor.io import atomic_write_bytes
+
+    previous = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "new.bin", b"x")
+        assert stat.S_IMODE((tmp_path / "new.bin").stat().st_mode) == 0o644  # not mkstemp's 0600
+        (tmp_path / "kept.bin").write_bytes(b"old")
+        os.chmod(tmp_path / "kept.bin", 0o640)
+        atomic_write_bytes(tmp_path / "kept.bin", b"new")
+        assert stat.S_IMODE((tmp_path / "kept.bin").stat().st_mode) == 0o640  # an existing file keeps its mode
+    finally:
+        os.umask(previous)
