@@ -136,3 +136,26 @@ def test_chunked_stages_give_the_same_maps_and_reuse_memory_only_without_autogra
     with torch.enable_grad():  # autograd would need the overwritten map: chunking is off
         _, _, yielded = _run_stages(net, x, chunk=2)
     assert yielded["conv10_2"].data_ptr() != yielded["conv10_up"].data_ptr()
+
+
+def test_streamed_fusion_chunks_the_instance_net_on_cpu_with_the_reference_result(monkeypatch):
+    from instcolor.networks import INSTANCE_CHUNK
+
+    model = tiny_model().eval()
+    x = network_input(torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(1)) - 0.5)
+    crops = network_input(torch.rand(3, 1, 32, 32, generator=torch.Generator().manual_seed(2)) - 0.5)
+    info = {g: torch.tensor([[0, 0, 0, 0, g, g], [g // 4, 0, 0, 0, g // 2, g // 2], [0, 0, g // 2, 0, g, g // 2]])
+            for g in (32, 16, 8, 4)}  # fmt: skip
+    chunks = []
+    stages = ColorizationBackbone.stages
+
+    def spy(self, x, chunk=None):
+        chunks.append(chunk)
+        return stages(self, x, chunk=chunk)
+
+    monkeypatch.setattr(ColorizationBackbone, "stages", spy)
+    with torch.inference_mode():
+        expected = model.set_fusion_strategy("reference")(x, crops, info)
+        got = model.set_fusion_strategy("streamed")(x, crops, info)
+    assert INSTANCE_CHUNK in chunks  # the instance net ran in chunks of crops
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
