@@ -28,7 +28,6 @@ import torch.nn.functional as F
 from PIL import Image
 
 from instcolor.color import denormalize_ab, join_lab, lightness, normalize_l
-from instcolor.geometry import box_infos, fusion_grids
 from instcolor.instances import Instances
 from instcolor.io import DecodedImage, decode_image, to_pil
 from instcolor.networks import InstColorModel, network_input
@@ -221,14 +220,11 @@ class Colorizer:
         runtime = self._runtime
         with self._stage("upsample_convert"):
             l_full = l_full.to(self.device, torch.float32)
-            inputs = prepare(normalize_l(l_full), boxes if mode == "fusion" else None, self.size)
+            placements_device = "cpu" if self.fast else None  # the fast path reads them without device syncs
+            inputs = prepare(normalize_l(l_full), boxes if mode == "fusion" else None, self.size, placements_device)
             full_input = runtime.cast(network_input(inputs.full))
             crops = runtime.cast(network_input(inputs.crops)) if len(inputs.crops) else None
             box_info = inputs.box_info
-            if self.fast:  # placements computed on the host: reading them back costs no device sync
-                height, width = l_full.shape[-2:]
-                infos = box_infos(inputs.boxes, (width, height), fusion_grids(self.size))
-                box_info = {grid: torch.from_numpy(info) for grid, info in infos.items()}
         with self._stage("networks"), runtime.context():
             if crops is None:
                 ab_small, ran = runtime.run_full(full_input), "full"

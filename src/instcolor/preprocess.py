@@ -53,13 +53,21 @@ class NetworkInputs:
     box_info: dict[int, torch.Tensor]
 
 
-def prepare(image: torch.Tensor, boxes: np.ndarray | None, size: int = 256) -> NetworkInputs:
+def prepare(
+    image: torch.Tensor,
+    boxes: np.ndarray | None,
+    size: int = 256,
+    placements_device: torch.device | str | None = None,
+) -> NetworkInputs:
     """Resize a ``(1, C, H, W)`` image (any channels: L, or L+ab for training targets) and its boxes.
 
     Args:
         image: ``(1, C, H, W)`` tensor at the original resolution.
         boxes: ``(N, 4)`` boxes ``x1, y1, x2, y2`` in original pixels (floats allowed), or None.
         size: network side ``S`` (divisible by 8).
+        placements_device: where ``box_info`` goes (default: the image's device). Placements only
+            steer host-side slicing in some fusion strategies: on the CPU, reading them costs no
+            device synchronisation.
     """
     height, width = image.shape[-2:]
     boxes = sanitize_boxes(np.zeros((0, 4)) if boxes is None else boxes, (width, height))
@@ -68,5 +76,5 @@ def prepare(image: torch.Tensor, boxes: np.ndarray | None, size: int = 256) -> N
         full=resize(image, size),
         crops=crop_and_resize(image, boxes, size),
         boxes=boxes,
-        box_info={grid: torch.from_numpy(info).to(image.device) for grid, info in infos.items()},
+        box_info={grid: torch.from_numpy(info).to(placements_device or image.device) for grid, info in infos.items()},
     )

@@ -181,11 +181,7 @@ def prepare_model(
     if options.compile:
         compile_blocks(model)
     release_free_memory()  # weights just replaced by converted ones
-    graphs = None
-    if options.cuda_graphs:
-        from instcolor.perf.cudagraphs import GraphedNetworks
-
-        graphs = GraphedNetworks(model)
+    graphs = GraphedNetworks(model) if options.cuda_graphs else None
     return PreparedModel(model=model, options=options, device=device, graphs=graphs)
 
 
