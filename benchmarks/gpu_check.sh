@@ -54,7 +54,7 @@ if [ -n "$MISSING" ]; then
     say "FAILED: missing Python packages: $MISSING (needed by instcolor and its tests). Nothing was run."
     exit 3
 fi
-$PY -c "import instcolor, instcolor.perf" || { say "FAILED: instcolor does not import from ./src"; exit 3; }
+$PY -c "import instcolor, instcolor.inference" || { say "FAILED: instcolor does not import from ./src"; exit 3; }
 
 STATUS=0
 say "step 1/3: CUDA tests (limit 100 s)"

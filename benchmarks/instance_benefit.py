@@ -1,8 +1,8 @@
 """Does instance-aware fusion colour small objects better? A synthetic benchmark on CPU.
 
 Generates scenes of small shapes whose colour is set by their shape class on textured
-backgrounds (:mod:`instcolor.synthetic`), trains a small model through the paper's three stages
-(:mod:`instcolor.training`, ground-truth boxes), and compares on held-out scenes:
+backgrounds (:mod:`instcolor.training.synthetic`), trains a small model through the paper's three stages
+(:mod:`instcolor.training.trainer`, ground-truth boxes), and compares on held-out scenes:
 
 * ``grey``: the grey input itself (ab = 0), the floor;
 * ``full``: the full-image network alone (the paper's model without instances);
@@ -34,10 +34,10 @@ from instcolor.color import rgb_to_grey
 from instcolor.evaluation.metrics import psnr
 from instcolor.instances import load_boxes_file
 from instcolor.io import decode_image
-from instcolor.pipeline import Colorizer
-from instcolor.synthetic import write_scenes
-from instcolor.training import TrainConfig, train
-from instcolor.weights import load_weights
+from instcolor.inference.pipeline import Colorizer
+from instcolor.training.synthetic import write_scenes
+from instcolor.training.trainer import TrainConfig, train
+from instcolor.models.weights.store import load_weights
 
 
 def cpu_model() -> str:

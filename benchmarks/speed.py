@@ -1,6 +1,6 @@
 """Speed of every fast path against the plain eager fp32 path, on this machine (CPU or CUDA).
 
-A thin recipe around :mod:`instcolor.perf.bench` (the same as ``instcolor bench``): the paper's
+A thin recipe around :mod:`instcolor.bench.benchmark` (the same as ``instcolor bench``): the paper's
 full-width networks with random weights, 256x256 / 0.25 / 1 / 12 megapixel photos with 0, 1, 8
 and 16 instances, and a folder run; it writes ``speed.json`` and prints the tables.
 
@@ -19,7 +19,14 @@ from pathlib import Path
 
 from rich.console import Console
 
-from instcolor.perf.bench import DEFAULT_INSTANCES, DEFAULT_SIZES, BenchSettings, render, run_benchmark, write_report
+from instcolor.bench.benchmark import (
+    DEFAULT_INSTANCES,
+    DEFAULT_SIZES,
+    BenchSettings,
+    render,
+    run_benchmark,
+    write_report,
+)
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
     python benchmarks/train_gpu_check.py --out /tmp/train-gpu-check
 
-Trains on synthetic scenes (:mod:`instcolor.synthetic`) through stages full -> instance -> fusion
+Trains on synthetic scenes (:mod:`instcolor.training.synthetic`) through stages full -> instance -> fusion
 at the paper's width and input size, in fp32, bf16 and fp16 autocast, and once with
 ``torch.compile``; checks every loss is finite and every exported file loads; prints one line per
 run and writes ``results.json``. ``--device cpu --width 0.0625 --size 32`` gives a quick CPU run.
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from instcolor.synthetic import write_scenes
-from instcolor.training import TrainConfig, train
-from instcolor.weights import load_weights
+from instcolor.training.synthetic import write_scenes
+from instcolor.training.trainer import TrainConfig, train
+from instcolor.models.weights.store import load_weights
 
 #: (name, stage, precision, compile, init run).
 PLAN = (

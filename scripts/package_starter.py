@@ -17,8 +17,8 @@ from pathlib import Path
 
 from safetensors import safe_open
 
-from instcolor.networks import ModelConfig
-from instcolor.weights import read_metadata, save_state
+from instcolor.models.config import ModelConfig
+from instcolor.models.weights.store import read_metadata, save_state
 
 ASSETS = Path(__file__).resolve().parents[1] / "src" / "instcolor" / "assets"
 

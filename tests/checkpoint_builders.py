@@ -7,8 +7,8 @@ import zipfile
 
 import torch
 
-from instcolor.mmagic_import import MMAGIC_SEQUENTIAL_ALIASES, mmagic_key
-from instcolor.networks import InstColorModel
+from instcolor.models.weights.mmagic import MMAGIC_SEQUENTIAL_ALIASES, mmagic_key
+from instcolor.models.model import InstColorModel
 
 #: mmagic sub-model -> reference network name (the authors' file names).
 MMAGIC_TO_REFERENCE = {"image_model": "GComp", "instance_model": "G", "fusion_model": "GF"}

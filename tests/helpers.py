@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from instcolor.networks import InstColorModel, ModelConfig
-from instcolor.weights import save_model
+from instcolor.models.model import InstColorModel
+from instcolor.models.config import ModelConfig
+from instcolor.models.weights.store import save_model
 
 TINY = ModelConfig(width=0.0625)
 

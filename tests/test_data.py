@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from instcolor.data import (
+from instcolor.training.data import (
     NO_AUGMENTATION,
     Augmentation,
     ColorizationDataset,
@@ -16,8 +16,8 @@ from instcolor.data import (
     transform_boxes,
 )
 from instcolor.instances import Instances, load_boxes_file
-from instcolor.networks import AB_SCALE
-from instcolor.synthetic import write_scenes
+from instcolor.color import AB_SCALE
+from instcolor.training.synthetic import write_scenes
 from helpers import gradient_image
 
 

@@ -1,7 +1,7 @@
 import torch
 from torch import nn
 
-from instcolor.distributed import AllReduceBatchNorm2d, DistributedContext, synchronize_batch_norm
+from instcolor.training.distributed import AllReduceBatchNorm2d, DistributedContext, synchronize_batch_norm
 
 
 def test_without_a_process_group_it_is_plain_batch_norm():

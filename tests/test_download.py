@@ -11,15 +11,10 @@ import torch
 
 from checkpoint_builders import mmagic_checkpoint_bytes, reference_zip_bytes
 from helpers import TINY, tiny_model, tiny_weights_file
-from instcolor.download import (
-    DownloadError,
-    detect_layout,
-    download_file,
-    google_drive_confirm_url,
-    install,
-)
-from instcolor.registry import RemoteFile, WeightSet, tensors_sha256
-from instcolor.weights import load_weights, read_metadata, weights_home
+from instcolor.models.weights.http import DownloadError, download_file, google_drive_confirm_url
+from instcolor.models.weights.download import detect_layout, install
+from instcolor.models.weights.registry import RemoteFile, WeightSet, tensors_sha256
+from instcolor.models.weights.store import load_weights, read_metadata, weights_home
 from local_http import LocalServer, closed_port_url, refuse_non_loopback
 
 FAST = {"progress": False, "retry_wait": 0.0, "timeout": 5.0}
@@ -304,7 +299,7 @@ def test_detect_layout(tmp_path):
 
 
 def test_bundled_set_needs_no_download(monkeypatch, tmp_path):
-    import instcolor.download as download
+    import instcolor.models.weights.download as download
 
     starter = tiny_weights_file(tmp_path / "starter.safetensors")
     monkeypatch.setattr(download, "bundled_path", lambda ws: starter if ws.name == "starter" else None)

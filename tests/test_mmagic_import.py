@@ -9,15 +9,16 @@ import torch
 
 from checkpoint_builders import mmagic_state_dict
 from helpers import TINY, tiny_model
-from instcolor.mmagic_import import (
+from instcolor.models.weights.mmagic import (
     convert_mmagic_state_dict,
     infer_mmagic_config,
     map_mmagic_key,
     mmagic_key,
     read_mmagic_checkpoint,
 )
-from instcolor.networks import InstColorModel, ModelConfig
-from instcolor.weights import WeightsError
+from instcolor.models.model import InstColorModel
+from instcolor.models.config import ModelConfig
+from instcolor.models.weights.store import WeightsError
 from reference_fixtures import official_cases, read_keys
 
 

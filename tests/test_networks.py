@@ -3,14 +3,10 @@ import weakref
 import pytest
 import torch
 
-from instcolor.networks import (
-    FEATURE_NAMES,
-    FEATURE_STRIDE,
-    ColorizationBackbone,
-    FusionLayer,
-    ModelConfig,
-    network_input,
-)
+from instcolor.models.backbone import FEATURE_NAMES, FEATURE_STRIDE, ColorizationBackbone
+from instcolor.models.fusion import FusionLayer
+from instcolor.models.config import ModelConfig
+from instcolor.models.model import network_input
 from helpers import tiny_model
 
 
@@ -139,7 +135,7 @@ def test_chunked_stages_give_the_same_maps_and_reuse_memory_only_without_autogra
 
 
 def test_streamed_fusion_chunks_the_instance_net_on_cpu_with_the_reference_result(monkeypatch):
-    from instcolor.networks import INSTANCE_CHUNK
+    from instcolor.models.fusion import INSTANCE_CHUNK
 
     model = tiny_model().eval()
     x = network_input(torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(1)) - 0.5)

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from instcolor.networks import AB_SCALE, network_input
-from instcolor.perf.runtime import RuntimeOptions, prepare_model
-from instcolor.pipeline import Colorizer
+from instcolor.color import AB_SCALE
+from instcolor.models.model import network_input
+from instcolor.inference.runtime import RuntimeOptions, prepare_model
+from instcolor.inference.pipeline import Colorizer
 from helpers import gradient_image, tiny_model
 from reference_fixtures import official_cases, write_reference_checkpoints
 
@@ -98,7 +99,7 @@ def test_every_fusion_strategy_matches_the_reference(model, strategy):
 
 def test_batched_paste_matches_the_loop():
     from instcolor.geometry import box_infos, sanitize_boxes
-    from instcolor.networks import paste_instances, paste_instances_batched
+    from instcolor.models.fusion import paste_instances, paste_instances_batched
 
     rng = np.random.default_rng(3)
     for _ in range(4):
@@ -128,7 +129,7 @@ def test_streamed_strategy_keeps_memory_of_one_layer(model):
 @pytest.mark.parametrize("precision", ["bf16", "int8"])
 def test_reduced_precision_on_cpu_is_within_one_lab_unit(model, image, eager_ab, precision):
     if precision == "int8":
-        from instcolor.perf.quantization import int8_engine
+        from instcolor.inference.quantization import int8_engine
 
         if int8_engine() is None:
             pytest.skip("no quantized CPU engine in this PyTorch build")
@@ -150,7 +151,7 @@ def test_bad_precision_device_combinations(model):
 
 
 def test_timer_reports_every_stage(model, image):
-    from instcolor.perf.timing import StageTimer
+    from instcolor.inference.timing import StageTimer
 
     colorizer = Colorizer(copy.deepcopy(model), size=32)
     colorizer.timer = StageTimer()
@@ -175,7 +176,8 @@ CASES = official_cases()
 def reference_case(tmp_path_factory):
     if not CASES:
         pytest.skip("no reference fixture case")
-    from instcolor.weights import import_reference, load_weights
+    from instcolor.models.weights.reference import import_reference
+    from instcolor.models.weights.store import load_weights
 
     case = CASES[0]
     folder = tmp_path_factory.mktemp("perf-" + case.name)

@@ -5,7 +5,7 @@ from PIL import Image
 
 from instcolor.color import lightness
 from instcolor.instances import Instances
-from instcolor.pipeline import Colorizer
+from instcolor.inference.pipeline import Colorizer
 from helpers import gradient_image, tiny_model
 
 

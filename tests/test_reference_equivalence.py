@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from instcolor.geometry import box_infos
-from instcolor.networks import network_input
-from instcolor.weights import import_reference, load_weights
+from instcolor.models.model import network_input
+from instcolor.models.weights.reference import import_reference
+from instcolor.models.weights.store import load_weights
 from reference_fixtures import official_cases, write_reference_checkpoints
 
 CASES = official_cases()

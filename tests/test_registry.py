@@ -9,18 +9,12 @@ import re
 import pytest
 import torch
 
-import instcolor.registry as registry
+import instcolor.models.weights.registry as registry
 from checkpoint_builders import mmagic_checkpoint_bytes
 from helpers import TINY, tiny_model, tiny_weights_file
-from instcolor.registry import (
-    REGISTRY,
-    RemoteFile,
-    default_weights,
-    get_weight_set,
-    tensors_sha256,
-    verify_weights,
-)
-from instcolor.weights import WeightsError, save_model, weights_home
+from instcolor.models.weights.registry import REGISTRY, RemoteFile, get_weight_set, tensors_sha256, verify_weights
+from instcolor.models.weights.download import default_weights
+from instcolor.models.weights.store import WeightsError, save_model, weights_home
 from local_http import LocalServer, closed_port_url, refuse_non_loopback
 
 
@@ -100,9 +94,9 @@ def test_installed_paper_weights_win(starter):
 
 
 def test_paper_weights_are_downloaded_when_missing(starter, paper_from, monkeypatch):
-    import instcolor.download as download
+    import instcolor.models.weights.http as http
 
-    monkeypatch.setattr(download, "_progress_bar", lambda enabled: download.Progress(disable=True))
+    monkeypatch.setattr(http, "_progress_bar", lambda enabled: http.Progress(disable=True))
     model = tiny_model(seed=8)
     blob = mmagic_checkpoint_bytes(model)
     with LocalServer() as server:
@@ -128,7 +122,7 @@ def test_offline_means_no_download(starter, monkeypatch):
     def no_install(*args, **kwargs):
         raise AssertionError("tried to download while offline")
 
-    monkeypatch.setattr("instcolor.download.install", no_install)
+    monkeypatch.setattr("instcolor.models.weights.download.install", no_install)
     monkeypatch.setenv("INSTCOLOR_OFFLINE", "1")
     path, message = default_weights()
     assert path == starter and "INSTCOLOR_OFFLINE" in message

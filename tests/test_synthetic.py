@@ -4,7 +4,7 @@ import torch
 from instcolor.color import rgb_to_lab
 from instcolor.instances import load_boxes_file
 from instcolor.io import decode_image
-from instcolor.synthetic import SHAPE_COLOURS, make_scene, write_scenes
+from instcolor.training.synthetic import SHAPE_COLOURS, make_scene, write_scenes
 
 
 def test_boxes_are_tight_around_masks_and_objects_do_not_overlap():

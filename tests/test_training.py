@@ -12,8 +12,8 @@ import torch
 from safetensors.torch import load_file
 
 from instcolor.instances import Instances
-from instcolor.synthetic import write_scenes
-from instcolor.training import (
+from instcolor.training.synthetic import write_scenes
+from instcolor.training.trainer import (
     ConfigError,
     TrainConfig,
     colorization_loss_terms,
@@ -21,7 +21,7 @@ from instcolor.training import (
     resume_config,
     train,
 )
-from instcolor.weights import load_weights
+from instcolor.models.weights.store import load_weights
 
 WORKER = Path(__file__).with_name("training_worker.py")
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from instcolor.pipeline import Colorizer
+from instcolor.inference.pipeline import Colorizer
 from helpers import gradient_image, tiny_model
 
 av = pytest.importorskip("av")
@@ -31,7 +31,7 @@ def write_grey_clip(path, frames=6, with_audio=True):
 
 
 def test_colorize_video_keeps_frames_size_and_audio(tmp_path):
-    from instcolor.video import colorize_video
+    from instcolor.apps.video import colorize_video
 
     source, target = tmp_path / "clip.mp4", tmp_path / "out" / "clip-colour.mp4"
     write_grey_clip(source)
@@ -47,7 +47,7 @@ def test_colorize_video_keeps_frames_size_and_audio(tmp_path):
 
 
 def test_unreadable_video_leaves_nothing(tmp_path):
-    from instcolor.video import colorize_video
+    from instcolor.apps.video import colorize_video
 
     (tmp_path / "bad.mp4").write_bytes(b"nope")
     with pytest.raises(ValueError, match="cannot read video"):

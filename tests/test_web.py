@@ -2,8 +2,8 @@ import urllib.request
 
 import pytest
 
-from instcolor.pipeline import Colorizer
-from instcolor.web import build_app, colorize_for_page
+from instcolor.inference.pipeline import Colorizer
+from instcolor.apps.web import build_app, colorize_for_page
 from helpers import gradient_image, tiny_model
 
 gr = pytest.importorskip("gradio")

@@ -3,15 +3,8 @@ import zipfile
 import pytest
 import torch
 
-from instcolor.weights import (
-    WeightsError,
-    convert_reference_state_dicts,
-    import_reference,
-    load_weights,
-    map_reference_key,
-    read_metadata,
-    save_model,
-)
+from instcolor.models.weights.store import WeightsError, load_weights, read_metadata, save_model
+from instcolor.models.weights.reference import convert_reference_state_dicts, import_reference, map_reference_key
 from helpers import tiny_model
 from reference_fixtures import official_cases, rebuild_state_dict, write_reference_checkpoints
 

@@ -1,4 +1,7 @@
-"""instcolor: instance-aware colorization of grayscale photographs and film."""
+"""instcolor: instance-aware colorization of grayscale photographs and film.
+
+The package is layered (see ``docs/architecture.md``); importing it loads nothing heavy.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ __all__ = ["Colorizer", "ColorizeResult", "Instances", "__version__"]
 def __getattr__(name: str):
     # The package imports torch lazily, so that `instcolor --help` starts fast.
     if name in ("Colorizer", "ColorizeResult"):
-        from instcolor import pipeline
+        from instcolor.inference import pipeline
 
         return getattr(pipeline, name)
     if name == "Instances":

@@ -56,7 +56,7 @@ def fake_detector(monkeypatch):
             classes=options.get("classes"),
         )
 
-    monkeypatch.setattr(detect_cli, "load_detector", load)
+    monkeypatch.setattr("instcolor.detection.load_detector", load)
     return calls
 
 
@@ -163,7 +163,7 @@ def test_detector_that_cannot_load_exits_1(tmp_path, monkeypatch):
     def unavailable(name, **options):
         raise RuntimeError("no weights here")
 
-    monkeypatch.setattr(detect_cli, "load_detector", unavailable)
+    monkeypatch.setattr("instcolor.detection.load_detector", unavailable)
     write_image(tmp_path / "a.png")
     result = runner.invoke(app, ["detect", str(tmp_path / "a.png"), "-o", str(tmp_path / "b.json")])
     assert result.exit_code == 1 and "no weights here" in result.output

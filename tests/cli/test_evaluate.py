@@ -22,7 +22,7 @@ def weights(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory):
-    from instcolor.synthetic import write_scenes
+    from instcolor.training.synthetic import write_scenes
 
     folder = tmp_path_factory.mktemp("scenes")
     boxes = write_scenes(folder, count=3, size=64, seed=1, objects=(1, 2), object_size=(0.3, 0.4))

@@ -7,8 +7,8 @@ import json
 from typer.testing import CliRunner
 
 from instcolor.cli import app
-from instcolor.synthetic import write_scenes
-from instcolor.weights import load_weights
+from instcolor.training.synthetic import write_scenes
+from instcolor.models.weights.store import load_weights
 
 runner = CliRunner()
 TINY = ["--width", "0.0625", "--size", "32", "--workers", "0", "--threads", "1", "--no-progress"]

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 from checkpoint_builders import mmagic_checkpoint_bytes
 from helpers import TINY, tiny_model
 from instcolor.cli import app
-from instcolor.registry import REGISTRY, RemoteFile
-from instcolor.weights import load_weights, read_metadata, weights_home
+from instcolor.models.weights.registry import REGISTRY, RemoteFile
+from instcolor.models.weights.store import load_weights, read_metadata, weights_home
 from local_http import LocalServer, refuse_non_loopback
 from reference_fixtures import official_cases, write_reference_checkpoints
 
@@ -102,7 +102,7 @@ def test_download_usage_and_input_errors(server, monkeypatch):
     assert run("download", "no-such-set").exit_code == 2
     assert run("download", "paper-coco", "--sha256", "abcdef12").exit_code == 2
     assert run("download", "x", "--url", server.add("/x", b"x"), "--sha256", "nothex!!").exit_code == 2
-    monkeypatch.setattr("instcolor.download.bundled_path", lambda ws: None)
+    monkeypatch.setattr("instcolor.models.weights.download.bundled_path", lambda ws: None)
     result = run("download", "starter")
     assert result.exit_code == 1 and "reinstall instcolor" in result.output
     dead = (RemoteFile(server.add("/gone", b"", status=404), "gone.pth", "mmagic"),)
@@ -112,7 +112,7 @@ def test_download_usage_and_input_errors(server, monkeypatch):
 
 
 def test_verify_names_what_is_missing(monkeypatch):
-    monkeypatch.setattr("instcolor.cli.weights.bundled_path", lambda ws: None)
+    monkeypatch.setattr("instcolor.models.weights.registry.bundled_path", lambda ws: None)
     result = run("verify", "paper-coco")
     assert result.exit_code == 1 and "instcolor weights download paper-coco" in result.output
     nothing = run("verify")

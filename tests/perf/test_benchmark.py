@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from instcolor.perf.bench import (
+from instcolor.bench.benchmark import (
     BenchSettings,
     _linear_fit,
     check_targets,
@@ -43,7 +43,7 @@ def test_random_boxes_lie_inside_the_image():
 def test_random_model_keeps_activations_at_a_realistic_scale():
     import torch
 
-    from instcolor.networks import network_input
+    from instcolor.models.model import network_input
 
     model = random_model(width=0.125)
     with torch.no_grad():

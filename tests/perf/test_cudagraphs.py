@@ -6,9 +6,9 @@ import copy
 import pytest
 import torch
 
-from instcolor.networks import network_input
-from instcolor.perf import cudagraphs
-from instcolor.perf.cudagraphs import GraphedNetworks
+from instcolor.models.model import network_input
+from instcolor.inference import cudagraphs
+from instcolor.inference.cudagraphs import GraphedNetworks
 from helpers import tiny_model
 
 

@@ -1,6 +1,6 @@
 import torch
 
-from instcolor.perf.hardware import CpuInfo, cpu_info, device_description, parse_cpuinfo
+from instcolor.inference.hardware import CpuInfo, cpu_info, device_description, parse_cpuinfo
 
 CPUINFO = """processor\t: 0
 vendor_id\t: GenuineIntel

@@ -5,8 +5,8 @@ import pytest
 from PIL import Image
 
 from instcolor.instances import Instances
-from instcolor.perf.overlap import Job, colorize_files, output_target
-from instcolor.pipeline import Colorizer
+from instcolor.inference.overlap import Job, colorize_files, output_target
+from instcolor.inference.pipeline import Colorizer
 from helpers import gradient_image, tiny_model
 
 
@@ -59,7 +59,7 @@ def test_rgba_results_go_to_png_where_the_format_has_no_alpha():
 def test_overlap_only_with_a_spare_core(monkeypatch):
     import torch
 
-    from instcolor.perf import overlap
+    from instcolor.inference import overlap
 
     monkeypatch.setattr(overlap.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)

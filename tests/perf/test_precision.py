@@ -3,9 +3,15 @@ import json
 import pytest
 import torch
 
-from instcolor.perf import precision as precision_module
-from instcolor.perf.hardware import CpuInfo
-from instcolor.perf.precision import PrecisionTrial, candidate_precisions, choose_precision, pick, precision_cache_path
+from instcolor.inference import precision as precision_module
+from instcolor.inference.hardware import CpuInfo
+from instcolor.inference.precision import (
+    PrecisionTrial,
+    candidate_precisions,
+    choose_precision,
+    pick,
+    precision_cache_path,
+)
 from helpers import tiny_model
 
 

@@ -3,8 +3,14 @@ import copy
 import pytest
 import torch
 
-from instcolor.networks import AB_SCALE
-from instcolor.perf.quantization import QuantizedIsland, calibration_samples, int8_engine, is_quantized, quantize_int8
+from instcolor.color import AB_SCALE
+from instcolor.inference.quantization import (
+    QuantizedIsland,
+    calibration_samples,
+    int8_engine,
+    is_quantized,
+    quantize_int8,
+)
 from helpers import tiny_model
 
 pytestmark = pytest.mark.skipif(int8_engine() is None, reason="no quantized CPU engine")

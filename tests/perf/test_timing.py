@@ -4,7 +4,7 @@ import time
 
 import numpy as np
 
-from instcolor.perf.timing import StageTimer
+from instcolor.inference.timing import StageTimer
 
 
 def test_stage_timer_accumulates_per_stage():
@@ -33,7 +33,7 @@ def test_peak_rss_follows_a_big_allocation():
     # In a fresh process: in the test process, earlier tests leave freed pages the allocator reuses.
     code = """
 import numpy as np
-from instcolor.perf.timing import current_rss_bytes, peak_rss_bytes, reset_peak_rss
+from instcolor.inference.timing import current_rss_bytes, peak_rss_bytes, reset_peak_rss
 reset_peak_rss()
 before = peak_rss_bytes()
 block = np.ones(64 * 2**20 // 8)  # 64 MiB, touched
@@ -46,7 +46,7 @@ assert current_rss_bytes() > 0
 
 
 def test_release_free_memory_returns_freed_heap():
-    from instcolor.perf.timing import current_rss_bytes, release_free_memory
+    from instcolor.inference.timing import current_rss_bytes, release_free_memory
 
     chunks = [np.ones(2**17) for _ in range(200)]  # 200 MiB in heap-sized pieces
     del chunks

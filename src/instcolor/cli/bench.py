@@ -37,7 +37,14 @@ def bench(
     json_path: Path | None = typer.Option(None, "--json", help="write the full report as JSON here ('-': stdout)"),
 ) -> None:
     """Time decode, detect, networks, upsample/convert and encode for each fast path vs eager fp32."""
-    from instcolor.perf.bench import BenchSettings, path_options, render, run_benchmark, write_report, size_dimensions
+    from instcolor.bench.benchmark import (
+        BenchSettings,
+        path_options,
+        render,
+        run_benchmark,
+        size_dimensions,
+        write_report,
+    )
 
     try:
         path_list = _split(paths) if paths else None

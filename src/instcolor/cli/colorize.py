@@ -9,8 +9,6 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from instcolor.cli.app import EXIT_INPUT_FAILED, EXIT_USAGE, app, console, fail
-from instcolor.instances import load_boxes_file, lookup_instances
-from instcolor.io import walk_inputs
 
 #: Output keeps these endings; anything else (gif, pgm, ...) is written as PNG.
 KEPT_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"}
@@ -44,6 +42,8 @@ def plan_outputs(inputs: list[str], out_dir: Path) -> tuple[list[tuple[Path, Pat
     Returns:
         ``(pairs, problems)``: ``(input, output)`` pairs and one message per input that failed.
     """
+    from instcolor.io import walk_inputs
+
     found, problems = walk_inputs(inputs)
     pairs = [(source, out_dir / relative) for source, relative in found]
     planned: list[tuple[Path, Path]] = []
@@ -67,10 +67,10 @@ def plan_outputs(inputs: list[str], out_dir: Path) -> tuple[list[tuple[Path, Pat
 
 
 def choose_weights(weights: str | None) -> str:
-    """``--weights`` when given, else the default set (see :func:`instcolor.registry.default_weights`)."""
+    """``--weights`` when given, else the default set (see :func:`instcolor.models.weights.download.default_weights`)."""
     if weights is not None:
         return weights
-    from instcolor.registry import default_weights
+    from instcolor.models.weights.download import default_weights
 
     path, message = default_weights()
     if message:
@@ -97,10 +97,11 @@ def colorize(
     compile: bool = typer.Option(False, "--compile", help="torch.compile the networks (slow first image)"),
 ) -> None:
     """Colorize grey photos; results are written at the input's full resolution."""
-    from instcolor.perf.overlap import Job, colorize_files
-    from instcolor.perf.runtime import check_precision
-    from instcolor.pipeline import Colorizer, resolve_device
-    from instcolor.weights import WeightsError
+    from instcolor.inference.overlap import Job, colorize_files
+    from instcolor.inference.pipeline import Colorizer, resolve_device
+    from instcolor.inference.runtime import check_precision
+    from instcolor.instances import load_boxes_file, lookup_instances
+    from instcolor.models.weights.store import WeightsError
 
     try:
         if precision is not PrecisionChoice.auto:

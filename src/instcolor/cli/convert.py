@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from instcolor.cli.app import console, fail, weights_app
-from instcolor.detection.centernet import CenterNetError, convert_centernet
 
 
 @weights_app.command("convert-centernet")
@@ -21,6 +20,8 @@ def convert_centernet_command(
 
     The package already ships the converted file; this re-creates it from the original files.
     """
+    from instcolor.detection.centernet import CenterNetError, convert_centernet
+
     if not source.exists():
         raise fail(f"{source} does not exist")
     try:

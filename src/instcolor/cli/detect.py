@@ -7,16 +7,17 @@ import hashlib
 import os
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 import typer
-from PIL import Image, ImageDraw, ImageFont
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from instcolor.cli.app import EXIT_INPUT_FAILED, EXIT_USAGE, app, console, fail
-from instcolor.detection import check_class_names, detection_image, load_detector
-from instcolor.instances import Instances, save_boxes_file
-from instcolor.io import decode_image, find_images, save_image, to_pil
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from instcolor.instances import Instances
 
 
 class DetectorName(str, Enum):
@@ -62,6 +63,9 @@ def label_colour(label: str) -> tuple[int, int, int]:
 
 def draw_instances(image: Image.Image, instances: Instances) -> Image.Image:
     """The image with each instance's mask tinted and its box labelled ``label score``."""
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFont
+
     canvas = np.asarray(image.convert("RGB"), dtype=np.float32)
     if instances.masks is not None:
         for mask, label in zip(instances.masks, instances.labels):
@@ -101,6 +105,10 @@ def detect(
 
     Keys are image file names; masks are stored as run-length encoding when the detector gives them.
     """
+    from instcolor.detection import check_class_names, detection_image, load_detector
+    from instcolor.instances import save_boxes_file
+    from instcolor.io import decode_image, find_images, save_image, to_pil
+
     class_names = None
     if classes is not None:
         try:

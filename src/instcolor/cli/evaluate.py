@@ -16,9 +16,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from instcolor.cli.app import EXIT_INPUT_FAILED, EXIT_USAGE, app, console, fail
 from instcolor.cli.colorize import DetectorChoice, choose_weights
-from instcolor.evaluation.datasets import DATASETS
 
-DatasetChoice = Enum("DatasetChoice", {name.replace("-", "_"): name for name in DATASETS}, type=str)
+#: The names of :data:`instcolor.evaluation.datasets.DATASETS` (a test keeps them equal), without importing it.
+DATASET_NAMES = ("imagenet-ctest10k", "cocostuff-val", "places205-val")
+DatasetChoice = Enum("DatasetChoice", {name.replace("-", "_"): name for name in DATASET_NAMES}, type=str)
 
 
 def parse_resolution(value: str) -> int | None:
@@ -71,10 +72,10 @@ def evaluate(
     """
     from instcolor.evaluation import EvaluationConfig, find_dataset, write_report
     from instcolor.evaluation import evaluate as run_evaluation
+    from instcolor.inference.pipeline import Colorizer
     from instcolor.instances import load_boxes_file
     from instcolor.io import find_images
-    from instcolor.pipeline import Colorizer
-    from instcolor.weights import WeightsError
+    from instcolor.models.weights.store import WeightsError
 
     if (data is None) == (dataset is None):
         raise fail("give either --data DIR or --dataset NAME --root DIR", EXIT_USAGE)

@@ -17,9 +17,9 @@ def serve(
     port: int = typer.Option(7860, help="port"),
 ) -> None:
     """Open a local web page to colorize photos in the browser."""
-    from instcolor.pipeline import Colorizer
-    from instcolor.web import build_app
-    from instcolor.weights import WeightsError
+    from instcolor.apps.web import build_app
+    from instcolor.inference.pipeline import Colorizer
+    from instcolor.models.weights.store import WeightsError
 
     try:
         colorizer = Colorizer.from_pretrained(choose_weights(weights), device=device, detector=detector.value)

@@ -19,8 +19,6 @@ from pathlib import Path
 import typer
 
 from instcolor.cli.app import EXIT_USAGE, app, console, fail
-from instcolor.training import ConfigError, TrainConfig, load_config_file, resume_config, train
-from instcolor.weights import WeightsError
 
 
 class Stage(str, Enum):
@@ -78,6 +76,9 @@ def train_command(
     progress: bool | None = typer.Option(None, "--progress/--no-progress", help="show a progress bar (default: on)"),
 ) -> None:
     """Train one stage of InstColorization; checkpoints are resumable bit for bit."""
+    from instcolor.models.weights.store import WeightsError
+    from instcolor.training.trainer import ConfigError, TrainConfig, load_config_file, resume_config, train
+
     flags = {
         "stage": stage.value if stage else None,
         "data": list(data) if data else None,

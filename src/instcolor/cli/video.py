@@ -23,9 +23,9 @@ def video(
     max_frames: int | None = typer.Option(None, help="stop after this many frames"),
 ) -> None:
     """Colorize a video; audio is copied, and the file appears only when complete."""
-    from instcolor.pipeline import Colorizer
-    from instcolor.video import colorize_video
-    from instcolor.weights import WeightsError
+    from instcolor.apps.video import colorize_video
+    from instcolor.inference.pipeline import Colorizer
+    from instcolor.models.weights.store import WeightsError
 
     if output.resolve() == source.resolve():
         raise fail("the output would overwrite the input", EXIT_USAGE)

@@ -8,14 +8,14 @@ import typer
 from rich.table import Table
 
 from instcolor.cli.app import EXIT_USAGE, console, fail, weights_app
-from instcolor.download import DownloadError, detect_layout, import_checkpoint, install
-from instcolor.registry import REGISTRY, bundled_path, installed_path, verify_weights
-from instcolor.weights import WeightsError, import_reference, installed_weights, weights_home
 
 
 @weights_app.command("list")
 def list_weights() -> None:
     """Show the installed weights (source, licence) and the registered sets not installed yet."""
+    from instcolor.models.weights.registry import REGISTRY, bundled_path
+    from instcolor.models.weights.store import installed_weights, weights_home
+
     table = Table(title=f"weights ({weights_home()})")
     for column in ("name", "status", "source", "licence", "config / how to get it"):
         table.add_column(column, overflow="fold")
@@ -48,7 +48,7 @@ def list_weights() -> None:
 
 @weights_app.command("download")
 def download_weights(
-    name: str = typer.Argument(..., help=f"registered name ({', '.join(REGISTRY)}) or, with --url, a new name"),
+    name: str = typer.Argument(..., help="registered name (instcolor weights list shows them) or, with --url, a new name"),
     url: str | None = typer.Option(None, "--url", help="download from this URL instead of the registered mirrors"),
     sha256: str | None = typer.Option(
         None, "--sha256", help="expected sha256 (or >= 8-digit prefix) of the file at --url"
@@ -57,6 +57,11 @@ def download_weights(
     keep_download: bool = typer.Option(False, "--keep-download", help="keep the raw download next to the cache"),
 ) -> None:
     """Download a registered weight set (mirrors in order), verify it and convert it into the cache."""
+    from instcolor.models.weights.download import install
+    from instcolor.models.weights.http import DownloadError
+    from instcolor.models.weights.registry import REGISTRY
+    from instcolor.models.weights.store import WeightsError
+
     if name not in REGISTRY and url is None:
         raise fail(f"no weight set called {name!r}; known: {', '.join(REGISTRY)} (or give --url)", EXIT_USAGE)
     if sha256 is not None and url is None:
@@ -79,6 +84,10 @@ def import_weights(
     output: Path | None = typer.Option(None, "--output", "-o", help="write here instead of the weights cache"),
 ) -> None:
     """Convert the paper's checkpoints (authors' zip or folder, or mmagic's file) into instcolor's format, once."""
+    from instcolor.models.weights.download import detect_layout, import_checkpoint
+    from instcolor.models.weights.reference import import_reference
+    from instcolor.models.weights.store import WeightsError
+
     try:
         if path.is_file() and detect_layout(path) != "reference-zip":
             written = import_checkpoint(path, name=name, output=output)
@@ -94,6 +103,9 @@ def verify(
     name: str | None = typer.Argument(None, help="installed name or file; all installed weights when left out"),
 ) -> None:
     """Re-check installed weights: readable, fit the architecture, tensors and source checksums unchanged."""
+    from instcolor.models.weights.registry import REGISTRY, bundled_path, installed_path, verify_weights
+    from instcolor.models.weights.store import weights_home
+
     if name is not None:
         target = installed_path(name) or (Path(name) if Path(name).is_file() else None)
         if target is None:

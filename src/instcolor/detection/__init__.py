@@ -27,6 +27,7 @@ from instcolor.detection.base import (
     detection_image,
 )
 from instcolor.detection.maskrcnn import DetectorWeightsError, MaskRCNNDetector, maskrcnn_available
+from instcolor.devices import resolve_device
 
 __all__ = [
     "DETECTOR_NAMES",
@@ -92,7 +93,7 @@ def load_detector(
     if resolved is None:
         return None
     if str(device) == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = resolve_device(device)
     filter_options = dict(
         score_threshold=score_threshold,
         max_instances=max_instances,

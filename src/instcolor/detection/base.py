@@ -35,7 +35,7 @@ from torchvision.ops import batched_nms
 from instcolor.detection.coco import COCO_CLASSES
 from instcolor.instances import Instances
 from instcolor.io import DecodedImage, decode_image
-from instcolor.perf.compose import grey_levels, image_lightness
+from instcolor.color.compose import grey_levels, image_lightness
 
 NmsMode = Literal["class", "agnostic", "none"]
 NMS_MODES: tuple[str, ...] = ("class", "agnostic", "none")

@@ -29,8 +29,8 @@ import torch
 from PIL import Image
 
 from instcolor.color import rgb_to_grey, rgb_to_lab
-from instcolor.data import AB_RANGE_THRESHOLD
-from instcolor.data import ab_range as _training_ab_range
+from instcolor.training.data import AB_RANGE_THRESHOLD
+from instcolor.training.data import ab_range as _training_ab_range
 from instcolor.evaluation.metrics import (
     LPIPS_MIN_SIDE,
     FrechetDistance,
@@ -57,7 +57,7 @@ GROUND_TRUTH = "ground_truth"
 #: Per-image metrics, and whether higher is better (None: neither; reported for reference).
 METRICS: dict[str, bool | None] = {"psnr": True, "ssim": True, "lpips": False, "colourfulness": None}
 #: Images whose Lab ab range (range of a* plus range of b*) is under this are greyscale
-#: originals: the training rule (:data:`instcolor.data.AB_RANGE_THRESHOLD`).
+#: originals: the training rule (:data:`instcolor.training.data.AB_RANGE_THRESHOLD`).
 MIN_AB_RANGE = AB_RANGE_THRESHOLD
 
 
@@ -96,7 +96,7 @@ class EvaluationConfig:
         if self.resolution is not None and (self.resolution < 16 or self.resolution % 8):
             raise ValueError(f"resolution must be a multiple of 8 of at least 16, got {self.resolution}")
         if self.download is None:
-            from instcolor.registry import offline
+            from instcolor.models.weights.registry import offline
 
             self.download = not offline()
         if self.min_box_side < LPIPS_MIN_SIDE:
@@ -373,7 +373,7 @@ def evaluate(
 
     Args:
         images: colour photos (the ground truth).
-        colorizer: an :class:`instcolor.pipeline.Colorizer`; its detector (if any) gives the boxes
+        colorizer: an :class:`instcolor.inference.pipeline.Colorizer`; its detector (if any) gives the boxes
             when ``boxes`` is None.
         boxes: ``{image name: Instances}`` from a boxes file (boxes in original pixels); images
             without an entry have no box.

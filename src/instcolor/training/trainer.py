@@ -17,10 +17,10 @@ averaged over pixels and over the colour (non-greyscale) samples of the global b
 
 Resuming (``train(config, resume=True)``) restores model, optimiser, scheduler, gradient scaler
 and RNG states from the last checkpoint, and the data order and augmentation are functions of
-``(seed, epoch, index)`` (:mod:`instcolor.data`): a run killed at any moment and resumed ends
+``(seed, epoch, index)`` (:mod:`instcolor.training.data`): a run killed at any moment and resumed ends
 with the same weights, bit for bit, as one never interrupted. Under ``torchrun`` the trained
 network is wrapped in DistributedDataParallel with batch norm synchronised over the processes
-(:mod:`instcolor.distributed`), so K processes equal one process with the same global batch.
+(:mod:`instcolor.training.distributed`), so K processes equal one process with the same global batch.
 While training on CPU, denormal floats are flushed to zero (they made steps up to 20x slower).
 
 A run directory holds ``config.json`` (the resolved configuration), ``dataset.json`` (the
@@ -50,8 +50,16 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from torchvision.utils import make_grid
 
-from instcolor.color import L_CENTER, L_SCALE, join_lab
-from instcolor.data import (
+from instcolor.color import AB_SCALE, L_CENTER, L_SCALE, join_lab
+from instcolor.devices import resolve_device
+from instcolor.instances import Instances, load_boxes_file, save_boxes_file
+from instcolor.io import atomic_path, save_image, to_pil
+from instcolor.models.config import ModelConfig
+from instcolor.models.model import InstColorModel
+from instcolor.models.weights.reference import map_reference_key
+from instcolor.models.weights.registry import resolve_weights_path
+from instcolor.models.weights.store import WeightsError, load_weights, read_metadata, save_state
+from instcolor.training.data import (
     AB_RANGE_THRESHOLD,
     NO_AUGMENTATION,
     STAGES,
@@ -65,18 +73,7 @@ from instcolor.data import (
     load_items,
     save_items,
 )
-from instcolor.distributed import DistributedContext, synchronize_batch_norm
-from instcolor.instances import Instances, load_boxes_file, save_boxes_file
-from instcolor.io import atomic_path, save_image, to_pil
-from instcolor.networks import AB_SCALE, InstColorModel, ModelConfig
-from instcolor.weights import (
-    WeightsError,
-    load_weights,
-    map_reference_key,
-    read_metadata,
-    resolve_weights_path,
-    save_state,
-)
+from instcolor.training.distributed import DistributedContext, synchronize_batch_norm
 
 HUBER_DELTA = 1.0 / AB_SCALE
 LOSS_WEIGHT = 10.0
@@ -421,8 +418,6 @@ def train(config: TrainConfig, resume: bool = False, console: Console | None = N
 
 
 def _resolve_device(name: str) -> torch.device:
-    from instcolor.pipeline import resolve_device
-
     try:
         return resolve_device(name)
     except ValueError as err:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from instcolor.pipeline import Colorizer, ColorizeResult
+from instcolor.inference.pipeline import Colorizer, ColorizeResult
 
 
 def draw_instances(image: Image.Image, result: ColorizeResult) -> Image.Image:

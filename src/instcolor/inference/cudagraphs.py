@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from instcolor.networks import InstColorModel
+from instcolor.models.model import InstColorModel
 
 
 class GraphedNetworks:

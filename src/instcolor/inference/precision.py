@@ -22,9 +22,10 @@ from pathlib import Path
 
 import torch
 
-from instcolor.networks import AB_SCALE, InstColorModel
-from instcolor.perf.hardware import cpu_info
-from instcolor.perf.runtime import FAST_FP32, check_precision, prepare_model, with_precision
+from instcolor.color import AB_SCALE
+from instcolor.models.model import InstColorModel
+from instcolor.inference.hardware import cpu_info
+from instcolor.inference.runtime import FAST_FP32, check_precision, prepare_model, with_precision
 
 MAX_MEAN_DELTA_AB = 1.0
 MIN_SPEEDUP = 1.1
@@ -33,7 +34,7 @@ CACHE_NAME = "precision.json"
 
 def precision_cache_path() -> Path:
     """``precision.json`` beside the weights folder (``$INSTCOLOR_HOME`` or the user cache dir)."""
-    from instcolor.weights import weights_home
+    from instcolor.models.weights.store import weights_home
 
     return weights_home().parent / CACHE_NAME
 
@@ -87,7 +88,7 @@ def measure_precisions(
     repeats: int = 2,
 ) -> list[PrecisionTrial]:
     """Time the full-image network at each candidate precision on copies of ``model``."""
-    from instcolor.perf.quantization import calibration_samples
+    from instcolor.inference.quantization import calibration_samples
 
     device = torch.device(device)
     candidates = candidates or candidate_precisions(device)

@@ -16,7 +16,7 @@ import torch
 
 from instcolor.color import join_lab, lightness
 from instcolor.io import atomic_path
-from instcolor.pipeline import Colorizer
+from instcolor.inference.pipeline import Colorizer
 
 
 def _require_av():

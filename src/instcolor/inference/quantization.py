@@ -27,8 +27,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from instcolor.networks import ColorizationBackbone, InstColorModel
-from instcolor.perf.timing import release_free_memory
+from instcolor.models.backbone import ColorizationBackbone
+from instcolor.models.model import InstColorModel
+from instcolor.inference.timing import release_free_memory
 
 #: scikit-image sample photos used for calibration (bundled with the package, no download).
 CALIBRATION_IMAGES = ("astronaut", "coffee")
@@ -122,8 +123,8 @@ def calibration_samples(size: int = 256, names: Iterable[str] = CALIBRATION_IMAG
     Falls back to smooth synthetic images if scikit-image's sample data cannot be read.
     """
     from instcolor.color import lightness, normalize_l
-    from instcolor.networks import network_input
-    from instcolor.preprocess import prepare
+    from instcolor.models.model import network_input
+    from instcolor.inference.preprocess import prepare
 
     images = []
     try:

@@ -26,11 +26,12 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from instcolor.networks import ColorizationBackbone, InstColorModel
-from instcolor.perf.cudagraphs import GraphedNetworks
-from instcolor.perf.timing import release_free_memory
+from instcolor.models.backbone import ColorizationBackbone
+from instcolor.models.model import InstColorModel
+from instcolor.inference.cudagraphs import GraphedNetworks
+from instcolor.inference.timing import release_free_memory
 
-#: Precisions a model can run at; ``"auto"`` (see :func:`instcolor.perf.precision.choose_precision`)
+#: Precisions a model can run at; ``"auto"`` (see :func:`instcolor.inference.precision.choose_precision`)
 #: resolves to one of them.
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32}
@@ -83,7 +84,7 @@ def check_precision(precision: str, device: torch.device | str) -> None:
     if device.type == "cuda" and precision == "bf16" and not torch.cuda.is_bf16_supported():
         raise ValueError("this CUDA device has no bf16 support; use fp16")
     if precision == "int8":
-        from instcolor.perf.quantization import int8_engine
+        from instcolor.inference.quantization import int8_engine
 
         if int8_engine() is None:
             raise ValueError("this PyTorch build has no quantized CPU engine; use fp32 or bf16")
@@ -172,7 +173,7 @@ def prepare_model(
     model = model.to(device).eval()
     model.set_fusion_strategy(options.fusion_strategy(device))
     if options.precision == "int8":
-        from instcolor.perf.quantization import quantize_int8
+        from instcolor.inference.quantization import quantize_int8
 
         model = quantize_int8(model, size=size, inplace=True)
     elif options.precision in ("bf16", "fp16"):

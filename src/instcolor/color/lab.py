@@ -9,8 +9,8 @@ import torch
 from kornia.color import lab_to_rgb as _lab_to_rgb
 from kornia.color import rgb_to_lab as _rgb_to_lab
 
-from instcolor.networks import AB_SCALE
-
+#: Lab a*, b* per unit of the networks' tanh output.
+AB_SCALE = 110.0
 L_CENTER = 50.0
 L_SCALE = 100.0
 

@@ -12,7 +12,7 @@ Stages (as the reference's ``fusion_dataset.py``):
 * ``instance``: one sample per image that has boxes: one of its boxes, drawn anew each epoch;
 * ``fusion``: one sample per image that has boxes: the whole image with all its crops.
 
-Tensors: network inputs ``(4, S, S)`` (:func:`instcolor.networks.network_input` of the grey
+Tensors: network inputs ``(4, S, S)`` (:func:`instcolor.models.model.network_input` of the grey
 image's normalised lightness), targets ``(2, S, S)`` ab in network units (Lab ab / 110).
 """
 
@@ -33,8 +33,9 @@ from instcolor.color import lightness, normalize_ab, normalize_l, rgb_to_grey, r
 from instcolor.geometry import sanitize_boxes
 from instcolor.instances import Instances, lookup_instances
 from instcolor.io import atomic_write_bytes, decode_image, find_images
-from instcolor.networks import AB_SCALE, network_input
-from instcolor.preprocess import prepare
+from instcolor.color import AB_SCALE
+from instcolor.models.model import network_input
+from instcolor.inference.preprocess import prepare
 
 STAGES = ("full", "instance", "fusion")
 

@@ -39,8 +39,9 @@ from pathlib import Path
 
 import torch
 
-from instcolor.networks import InstColorModel, ModelConfig
-from instcolor.weights import WeightsError, map_state_dict
+from instcolor.models.config import ModelConfig
+from instcolor.models.model import InstColorModel
+from instcolor.models.weights.store import WeightsError, map_state_dict
 
 #: mmagic's ``InstColorization`` sub-model -> our sub-module.
 MMAGIC_NETWORKS: dict[str, str] = {"image_model": "full", "instance_model": "instance", "fusion_model": "fusion"}

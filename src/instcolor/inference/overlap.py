@@ -81,7 +81,7 @@ def colorize_files(
     """Colorize ``jobs`` in order, yielding a :class:`Done` per job once its file is written.
 
     Args:
-        colorizer: a :class:`instcolor.pipeline.Colorizer`.
+        colorizer: a :class:`instcolor.inference.pipeline.Colorizer`.
         jobs: the files.
         mode: ``"fusion"`` or ``"full"``.
         overlap: False decodes, colorizes and writes each file in turn on this thread; ``"auto"``

@@ -1,0 +1,1 @@
+"""The benchmark behind ``instcolor bench`` (targets to check live in ``benchmarks/``)."""

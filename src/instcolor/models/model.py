@@ -1,0 +1,69 @@
+"""The InstColorization model: full-image, instance and fusion networks, and their input.
+
+Module names differ from the reference (``weight_layer8_1`` -> ``fusers.conv8_up`` ...);
+:mod:`instcolor.models.weights.reference` maps reference checkpoints onto them explicitly.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from instcolor.models.backbone import ColorizationBackbone
+from instcolor.models.config import ModelConfig
+from instcolor.models.fusion import FUSION_STRATEGIES, INSTANCE_CHUNK, FusionNet
+
+
+class InstColorModel(nn.Module):
+    """The three networks of InstColorization.
+
+    * ``full``: full-image colorization net (reference ``GComp``), used alone when there is no box;
+    * ``instance``: instance colorization net (reference ``G``), run on every crop;
+    * ``fusion``: fusion net (reference ``GF``) with its own full-image backbone.
+    """
+
+    def __init__(self, config: ModelConfig = ModelConfig()) -> None:
+        super().__init__()
+        self.config = config
+        self.full = ColorizationBackbone(config)
+        self.instance = ColorizationBackbone(config)
+        self.fusion = FusionNet(config)
+        self.fusion_strategy = "reference"
+
+    def set_fusion_strategy(self, strategy: str) -> InstColorModel:
+        """Choose how :meth:`forward` runs the fusion path; all give the same output (to ~1e-6).
+
+        * ``"reference"``: the instance net runs to the end on all crops, its 13 feature maps are
+          kept, and each fusion layer pastes every instance in turn onto a zero-padded full grid;
+        * ``"streamed"``: the instance net runs in step with the fusion net, one feature map at a
+          time (its unused ab head is skipped), and each fusion layer works only inside the boxes:
+          memory no longer holds ``13 x N`` full feature maps nor ``N x C x s x s`` pastes (CPUs);
+        * ``"batched"``: streamed, and each fusion layer pastes all instances at once with
+          bilinear gathers, a fixed number of kernels whatever the number of boxes (GPUs).
+        """
+        if strategy not in FUSION_STRATEGIES:
+            raise ValueError(f"fusion strategy must be one of {tuple(FUSION_STRATEGIES)}, got {strategy!r}")
+        self.fusion_strategy = strategy
+        for layer in self.fusion.fusers.values():
+            layer.paste = FUSION_STRATEGIES[strategy][1]
+        return self
+
+    def forward(
+        self, full_input: torch.Tensor, crop_inputs: torch.Tensor | None, box_info: dict[int, torch.Tensor] | None
+    ) -> torch.Tensor:
+        """ab ``(1, 2, S, S)`` in ``[-1, 1]`` for one image and its N crops (``(N, 4, S, S)``)."""
+        if crop_inputs is None or len(crop_inputs) == 0:
+            return self.full(full_input)[0]
+        if FUSION_STRATEGIES[self.fusion_strategy][0]:
+            chunk = INSTANCE_CHUNK if crop_inputs.device.type == "cpu" else None
+            return self.fusion(full_input, self.instance.stages(crop_inputs, chunk=chunk), box_info)
+        _, instance_features = self.instance(crop_inputs)
+        return self.fusion(full_input, instance_features, box_info)
+
+
+def network_input(lightness: torch.Tensor) -> torch.Tensor:
+    """``(B, 1, H, W)`` normalised lightness ``(L - 50) / 100`` -> ``(B, 4, H, W)`` network input."""
+    b, _, h, w = lightness.shape
+    hints = lightness.new_zeros((b, 2, h, w))
+    mask = lightness.new_full((b, 1, h, w), -0.5)
+    return torch.cat([lightness, hints, mask], dim=1)
