@@ -61,7 +61,7 @@ def evaluated(photo_set, random_alexnet, tmp_path_factory):
     from instcolor.evaluation import EvaluationConfig, evaluate
     from instcolor.instances import load_boxes_file
     from instcolor.io import find_images
-    from instcolor.pipeline import Colorizer
+    from instcolor.inference.pipeline import Colorizer
 
     paths, _ = find_images([str(photo_set["folder"])])
     config = EvaluationConfig(resolution=64, lpips_weights=random_alexnet, download=False, bootstrap_resamples=200)

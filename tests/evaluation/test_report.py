@@ -11,7 +11,7 @@ from PIL import Image
 from helpers import tiny_model
 from instcolor.evaluation import EvaluationConfig, evaluate, write_report
 from instcolor.evaluation.report import contact_sheet, render_markdown
-from instcolor.pipeline import Colorizer
+from instcolor.inference.pipeline import Colorizer
 
 
 def strict_json(path):

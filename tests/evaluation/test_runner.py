@@ -13,7 +13,7 @@ from helpers import tiny_model
 from instcolor.evaluation import EvaluationConfig, evaluate
 from instcolor.evaluation.metrics import BackboneWeights
 from instcolor.instances import Instances, load_boxes_file
-from instcolor.pipeline import Colorizer
+from instcolor.inference.pipeline import Colorizer
 
 
 def by_name(result, name):
@@ -158,7 +158,7 @@ def test_config_rejects_bad_settings():
 
 
 def test_synthetic_scenes_evaluate_end_to_end(tmp_path):
-    from instcolor.synthetic import write_scenes
+    from instcolor.training.synthetic import write_scenes
 
     boxes = write_scenes(tmp_path / "scenes", count=2, size=64, seed=0, objects=(1, 2), object_size=(0.3, 0.4))
     paths = sorted((tmp_path / "scenes").glob("*.png"))
