@@ -2,7 +2,7 @@
 
 Generates scenes of small shapes whose colour is set by their shape class on textured
 backgrounds (:mod:`instcolor.training.synthetic`), trains a small model through the paper's three stages
-(:mod:`instcolor.training.trainer`, ground-truth boxes), and compares on held-out scenes:
+(:mod:`instcolor.training`, ground-truth boxes), and compares on held-out scenes:
 
 * ``grey``: the grey input itself (ab = 0), the floor;
 * ``full``: the full-image network alone (the paper's model without instances);
@@ -36,7 +36,7 @@ from instcolor.instances import load_boxes_file
 from instcolor.io import decode_image
 from instcolor.inference.pipeline import Colorizer
 from instcolor.training.synthetic import write_scenes
-from instcolor.training.trainer import TrainConfig, train
+from instcolor.training import TrainConfig, train
 from instcolor.models.weights.store import load_weights
 
 

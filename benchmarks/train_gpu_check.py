@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from instcolor.training.synthetic import write_scenes
-from instcolor.training.trainer import TrainConfig, train
+from instcolor.training import TrainConfig, train
 from instcolor.models.weights.store import load_weights
 
 #: (name, stage, precision, compile, init run).

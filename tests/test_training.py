@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from instcolor.instances import Instances
 from instcolor.training.synthetic import write_scenes
-from instcolor.training.trainer import (
+from instcolor.training import (
     ConfigError,
     TrainConfig,
     colorization_loss_terms,

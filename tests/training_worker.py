@@ -12,7 +12,7 @@ import sys
 
 import torch.distributed as dist
 
-from instcolor.training.trainer import TrainConfig, train
+from instcolor.training import TrainConfig, train
 
 if __name__ == "__main__":
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1

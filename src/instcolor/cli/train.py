@@ -77,7 +77,7 @@ def train_command(
 ) -> None:
     """Train one stage of InstColorization; checkpoints are resumable bit for bit."""
     from instcolor.models.weights.store import WeightsError
-    from instcolor.training.trainer import ConfigError, TrainConfig, load_config_file, resume_config, train
+    from instcolor.training import ConfigError, TrainConfig, load_config_file, resume_config, train
 
     flags = {
         "stage": stage.value if stage else None,

@@ -28,6 +28,9 @@ image is scaled to fit 512x512 keeping its aspect and centred on black, as the t
 repository's inference code does. Stretching to 512x512 (what the TFJS library does) scores
 worse on non-square photos: skimage's coffee cup 0.47 vs 0.59 letterboxed, the motorcycle 0.50
 vs 0.69, and Chelsea the cat becomes "dog" (0.48; letterboxed "cat" 0.52).
+
+This module is longer than 600 lines because the network, its decoding and its converter from the
+TFJS graph share one set of layer names and shapes; reading them side by side is the point.
 """
 
 from __future__ import annotations

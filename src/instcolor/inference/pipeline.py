@@ -35,7 +35,7 @@ from instcolor.inference.runtime import EAGER_FP32, RuntimeOptions, prepare_mode
 from instcolor.inference.timing import StageTimer
 from instcolor.instances import Instances
 from instcolor.io import DecodedImage, decode_image, to_pil
-from instcolor.models.model import InstColorModel, network_input
+from instcolor.models.model import InstColorModel
 from instcolor.models.weights.registry import resolve_weights_path
 from instcolor.models.weights.store import load_weights
 
@@ -214,8 +214,8 @@ class Colorizer:
             l_full = l_full.to(self.device, torch.float32)
             placements_device = "cpu" if self.fast else None  # the fast path reads them without device syncs
             inputs = prepare(normalize_l(l_full), boxes if mode == "fusion" else None, self.size, placements_device)
-            full_input = runtime.cast(network_input(inputs.full))
-            crops = runtime.cast(network_input(inputs.crops)) if len(inputs.crops) else None
+            full_input = runtime.network_inputs(inputs.full)
+            crops = runtime.network_inputs(inputs.crops) if len(inputs.crops) else None
             box_info = inputs.box_info
         with self._stage("networks"), runtime.context():
             if crops is None:

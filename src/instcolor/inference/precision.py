@@ -23,9 +23,9 @@ from pathlib import Path
 import torch
 
 from instcolor.color import AB_SCALE
-from instcolor.models.model import InstColorModel
 from instcolor.inference.hardware import cpu_info
 from instcolor.inference.runtime import FAST_FP32, check_precision, prepare_model, with_precision
+from instcolor.models.model import InstColorModel
 
 MAX_MEAN_DELTA_AB = 1.0
 MIN_SPEEDUP = 1.1

@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from instcolor.inference.timing import release_free_memory
 from instcolor.models.backbone import ColorizationBackbone
 from instcolor.models.model import InstColorModel
-from instcolor.inference.timing import release_free_memory
 
 #: scikit-image sample photos used for calibration (bundled with the package, no download).
 CALIBRATION_IMAGES = ("astronaut", "coffee")
@@ -100,7 +100,7 @@ def _islands(block: nn.Sequential, qconfig) -> nn.Sequential:
 
 
 def _quantizable_backbone(net: ColorizationBackbone, qconfig) -> None:
-    for name in ("conv1", "conv2", "conv3", "conv4", "conv5", "conv6", "conv7", "conv8", "conv9", "conv10"):
+    for name in ColorizationBackbone.CONV_BLOCK_NAMES:
         setattr(net, name, _islands(getattr(net, name), qconfig))
     for name in ("shortcut3_8", "shortcut2_9", "shortcut1_10"):
         island = QuantizedIsland([getattr(net, name)])
@@ -123,8 +123,8 @@ def calibration_samples(size: int = 256, names: Iterable[str] = CALIBRATION_IMAG
     Falls back to smooth synthetic images if scikit-image's sample data cannot be read.
     """
     from instcolor.color import lightness, normalize_l
-    from instcolor.models.model import network_input
     from instcolor.inference.preprocess import prepare
+    from instcolor.models.model import network_input
 
     images = []
     try:

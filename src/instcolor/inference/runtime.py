@@ -26,10 +26,9 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from instcolor.models.backbone import ColorizationBackbone
-from instcolor.models.model import InstColorModel
 from instcolor.inference.cudagraphs import GraphedNetworks
 from instcolor.inference.timing import release_free_memory
+from instcolor.models.model import InstColorModel, network_input
 
 #: Precisions a model can run at; ``"auto"`` (see :func:`instcolor.inference.precision.choose_precision`)
 #: resolves to one of them.
@@ -130,6 +129,10 @@ class PreparedModel:
             return contextlib.nullcontext()
         return _cudnn_benchmark()
 
+    def network_inputs(self, lightness: torch.Tensor) -> torch.Tensor:
+        """Network inputs for normalised lightness ``(B, 1, S, S)``, ready for this model (:meth:`cast`)."""
+        return self.cast(network_input(lightness))
+
     def cast(self, x: torch.Tensor) -> torch.Tensor:
         """A network input on the model's device, dtype and memory format."""
         memory_format = torch.channels_last if self.options.channels_last else torch.contiguous_format
@@ -194,17 +197,11 @@ def compile_blocks(model: InstColorModel) -> None:
     """
     blocks: list[nn.Module] = []
     for net in (model.full, model.instance, model.fusion.backbone):
-        blocks += _backbone_blocks(net)
+        blocks += net.blocks()
     for layer in model.fusion.fusers.values():
         blocks += [layer.instance_net, layer.background_net]
     for block in blocks:
         block.compile()
-
-
-def _backbone_blocks(net: ColorizationBackbone) -> list[nn.Module]:
-    names = ("conv1", "conv2", "conv3", "conv4", "conv5", "conv6", "conv7", "conv8_up", "shortcut3_8", "conv8",
-             "conv9_up", "shortcut2_9", "conv9", "conv10_up", "shortcut1_10", "conv10", "ab_head")  # fmt: skip
-    return [getattr(net, name) for name in names]
 
 
 def with_precision(options: RuntimeOptions, precision: str) -> RuntimeOptions:

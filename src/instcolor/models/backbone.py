@@ -78,6 +78,18 @@ class ColorizationBackbone(nn.Module):
     Fusion hooks (see :class:`FusionNet`) may replace each feature map as it is produced.
     """
 
+    #: Every block, in the order :meth:`stages` runs them.
+    BLOCK_NAMES: tuple[str, ...] = (
+        "conv1", "conv2", "conv3", "conv4", "conv5", "conv6", "conv7", "conv8_up", "shortcut3_8", "conv8",
+        "conv9_up", "shortcut2_9", "conv9", "conv10_up", "shortcut1_10", "conv10", "ab_head",
+    )  # fmt: skip
+    #: The convolution stacks (no upsampling, shortcut or head): what int8 quantization converts.
+    CONV_BLOCK_NAMES: tuple[str, ...] = (
+        "conv1", "conv2", "conv3", "conv4", "conv5", "conv6", "conv7", "conv8", "conv9", "conv10",
+    )  # fmt: skip
+    #: The last block and the ab head: what training's ``fusion_head`` option also fine-tunes.
+    HEAD_BLOCK_NAMES: tuple[str, ...] = ("conv10", "ab_head")
+
     def __init__(self, config: ModelConfig = ModelConfig()) -> None:
         super().__init__()
         self.config = config
@@ -99,6 +111,10 @@ class ColorizationBackbone(nn.Module):
         self.shortcut1_10 = conv3x3(c64, c128)
         self.conv10 = _up_block(c128, c128, 1, last_act=nn.LeakyReLU(0.2, inplace=True))
         self.ab_head = nn.Sequential(nn.Conv2d(c128, 2, kernel_size=1), nn.Tanh())
+
+    def blocks(self, names: tuple[str, ...] = BLOCK_NAMES) -> list[nn.Module]:
+        """The blocks called ``names`` (default: all of :attr:`BLOCK_NAMES`), in that order."""
+        return [getattr(self, name) for name in names]
 
     def forward(self, x: torch.Tensor, fuse=None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         feats: dict[str, torch.Tensor] = {}

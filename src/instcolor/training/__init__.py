@@ -1,13 +1,14 @@
-"""Training: the three-stage trainer, its config, data, distributed runs and synthetic scenes.
+"""Training: the three-stage trainer (:mod:`.trainer`), its configuration (:mod:`.config`), stages
+(:mod:`.stages`), data (:mod:`.data`), distributed runs (:mod:`.distributed`) and synthetic scenes
+(:mod:`.synthetic`).
 
 ``from instcolor.training import TrainConfig, train`` is the entry point.
 """
 
-from instcolor.training.trainer import (
-    HUBER_DELTA,
-    LOSS_WEIGHT,
+from instcolor.training.config import (
     PRECISIONS,
     CHECKPOINT_FORMAT,
+    STAGE_DEFAULTS,
     RUNTIME_FIELDS,
     CONFIG_FILE,
     DATASET_FILE,
@@ -20,6 +21,10 @@ from instcolor.training.trainer import (
     load_config_file,
     resume_config,
     init_width,
+)
+from instcolor.training.stages import (
+    HUBER_DELTA,
+    LOSS_WEIGHT,
     colorization_loss_terms,
     lr_factor,
     load_initial_state,
@@ -27,6 +32,8 @@ from instcolor.training.trainer import (
     sync_fusion_backbone,
     trainable_parameters,
     set_stage_modes,
+)
+from instcolor.training.trainer import (
     TrainResult,
     train,
     sample_grid,
@@ -44,6 +51,7 @@ __all__ = [
     "METRICS_FILE",
     "PRECISIONS",
     "RUNTIME_FIELDS",
+    "STAGE_DEFAULTS",
     "TrainConfig",
     "TrainResult",
     "WEIGHTS_FILE",

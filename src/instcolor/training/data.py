@@ -29,13 +29,12 @@ import torch
 from torch.utils.data import Dataset, Sampler
 from torchvision.transforms import RandomResizedCrop
 
-from instcolor.color import lightness, normalize_ab, normalize_l, rgb_to_grey, rgb_to_lab
+from instcolor.color import AB_SCALE, lightness, normalize_ab, normalize_l, rgb_to_grey, rgb_to_lab
 from instcolor.geometry import sanitize_boxes
+from instcolor.inference.preprocess import prepare
 from instcolor.instances import Instances, lookup_instances
 from instcolor.io import atomic_write_bytes, decode_image, find_images
-from instcolor.color import AB_SCALE
 from instcolor.models.model import network_input
-from instcolor.inference.preprocess import prepare
 
 STAGES = ("full", "instance", "fusion")
 

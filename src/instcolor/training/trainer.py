@@ -36,12 +36,11 @@ import json
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -56,13 +55,20 @@ from instcolor.instances import Instances, load_boxes_file, save_boxes_file
 from instcolor.io import atomic_path, save_image, to_pil
 from instcolor.models.config import ModelConfig
 from instcolor.models.model import InstColorModel
-from instcolor.models.weights.reference import map_reference_key
-from instcolor.models.weights.registry import resolve_weights_path
-from instcolor.models.weights.store import WeightsError, load_weights, read_metadata, save_state
+from instcolor.models.weights.store import save_state
+from instcolor.training.config import (
+    BOXES_FILE,
+    CHECKPOINT_FILE,
+    CHECKPOINT_FORMAT,
+    CONFIG_FILE,
+    DATASET_FILE,
+    METRICS_FILE,
+    WEIGHTS_FILE,
+    ConfigError,
+    TrainConfig,
+)
 from instcolor.training.data import (
-    AB_RANGE_THRESHOLD,
     NO_AUGMENTATION,
-    STAGES,
     Augmentation,
     Batch,
     ColorizationDataset,
@@ -74,309 +80,15 @@ from instcolor.training.data import (
     save_items,
 )
 from instcolor.training.distributed import DistributedContext, synchronize_batch_norm
-
-HUBER_DELTA = 1.0 / AB_SCALE
-LOSS_WEIGHT = 10.0
-#: ``fp64`` trains a float64 copy (for numerical checks); weights are exported as float32.
-PRECISIONS = ("fp32", "bf16", "fp16", "fp64")
-CHECKPOINT_FORMAT = "instcolor-train-checkpoint"
-
-#: The reference's hyper-parameters per stage; a config's ``None`` fields take these.
-STAGE_DEFAULTS: dict[str, dict[str, float | int]] = {
-    "full": {"batch_size": 16, "lr": 5e-4, "epochs": 100, "decay_epochs": 50},
-    "instance": {"batch_size": 16, "lr": 5e-4, "epochs": 100, "decay_epochs": 50},
-    "fusion": {"batch_size": 1, "lr": 5e-5, "epochs": 10, "decay_epochs": 20},
-}
-
-#: Fields a resumed run may change: they do not alter the weights it ends with.
-RUNTIME_FIELDS = frozenset(
-    {"max_steps", "num_workers", "threads", "progress", "device", "checkpoint_every", "log_every", "sample_every"}
+from instcolor.training.stages import (
+    apply_initial_state,
+    colorization_loss_terms,
+    load_initial_state,
+    lr_factor,
+    set_stage_modes,
+    sync_fusion_backbone,
+    trainable_parameters,
 )
-
-#: Files of a run directory.
-CONFIG_FILE = "config.json"
-DATASET_FILE = "dataset.json"
-BOXES_FILE = "boxes.json"
-CHECKPOINT_FILE = Path("checkpoints") / "last.pt"
-METRICS_FILE = "metrics.jsonl"
-WEIGHTS_FILE = "weights.safetensors"
-
-
-class ConfigError(ValueError):
-    """A training configuration that cannot run (a usage error)."""
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run; written resolved to ``RUN/config.json``.
-
-    Fields left ``None`` take the stage's reference value (:data:`STAGE_DEFAULTS`); ``width``
-    defaults to the ``init`` weights' width, else 1.0.
-    """
-
-    stage: str = "full"
-    data: list[str] = field(default_factory=list)
-    out: str = "runs/instcolor"
-    boxes: str | None = None
-    init: str | None = None
-    width: float | None = None
-    size: int = 256
-    batch_size: int | None = None
-    lr: float | None = None
-    beta1: float = 0.9
-    beta2: float = 0.999
-    epochs: int | None = None
-    decay_epochs: int | None = None
-    max_steps: int | None = None
-    max_instances: int = 8
-    ab_threshold: float = AB_RANGE_THRESHOLD
-    augment: bool = True
-    crop_scale_min: float = 0.5
-    copy_backbones: bool = True
-    fusion_head: bool = False
-    precision: str = "fp32"
-    compile: bool = False
-    device: str = "auto"
-    detector: str = "auto"
-    num_workers: int = 2
-    threads: int | None = None
-    seed: int = 0
-    checkpoint_every: int = 500
-    log_every: int = 10
-    sample_every: int = 1000
-    progress: bool = True
-    licence: str = "depends on the training data and the initial weights"
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TrainConfig:
-        """Build from a dict (a config file); keys may use ``-`` or ``_``; unknown keys are errors."""
-        known = {f.name for f in fields(cls)}
-        values = {str(k).replace("-", "_"): v for k, v in data.items()}
-        unknown = sorted(values.keys() - known)
-        if unknown:
-            raise ConfigError(f"unknown configuration key(s): {', '.join(unknown)}")
-        if isinstance(values.get("data"), str):
-            values["data"] = [values["data"]]
-        return cls(**values)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def resolved(self) -> TrainConfig:
-        """Stage defaults filled in, paths made absolute, values checked (raises :class:`ConfigError`)."""
-        if self.stage not in STAGES:
-            raise ConfigError(f"stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
-        if not self.data:
-            raise ConfigError("no training data: give at least one --data folder")
-        if self.size <= 0 or self.size % 8:
-            raise ConfigError(f"size must be a positive multiple of 8, got {self.size}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if not 0.0 < self.crop_scale_min <= 1.0:
-            raise ConfigError(f"crop_scale_min must be in (0, 1], got {self.crop_scale_min}")
-        defaults = STAGE_DEFAULTS[self.stage]
-        out = replace(
-            self,
-            data=[os.path.abspath(d) for d in self.data],
-            out=os.path.abspath(self.out),
-            boxes=os.path.abspath(self.boxes) if self.boxes else None,
-            init=_absolute_init(self.init),
-            batch_size=int(self.batch_size if self.batch_size is not None else defaults["batch_size"]),
-            lr=float(self.lr if self.lr is not None else defaults["lr"]),
-            epochs=int(self.epochs if self.epochs is not None else defaults["epochs"]),
-            decay_epochs=int(self.decay_epochs if self.decay_epochs is not None else defaults["decay_epochs"]),
-        )
-        if out.width is None:
-            out.width = init_width(out.init) if out.init else 1.0
-        for name in ("batch_size", "checkpoint_every", "log_every", "sample_every"):
-            if getattr(out, name) <= 0:
-                raise ConfigError(f"{name} must be positive, got {getattr(out, name)}")
-        if out.epochs < 0 or out.decay_epochs < 0 or out.epochs + out.decay_epochs == 0:
-            raise ConfigError("epochs + decay_epochs must be at least 1")
-        if out.max_steps is not None and out.max_steps < 0:
-            raise ConfigError(f"max_steps must be >= 0, got {out.max_steps}")
-        if out.width <= 0:
-            raise ConfigError(f"width must be positive, got {out.width}")
-        return out
-
-
-def _absolute_init(init: str | None) -> str | None:
-    if not init:
-        return None
-    return os.path.abspath(init) if os.path.exists(init) else init  # else: a name in the weights cache
-
-
-def load_config_file(path: str | os.PathLike) -> dict:
-    """Read a JSON or TOML configuration file into a dict of :class:`TrainConfig` fields."""
-    path = Path(path)
-    text = path.read_text()
-    if path.suffix.lower() == ".toml":
-        try:
-            import tomllib
-        except ModuleNotFoundError:  # Python 3.10
-            import tomli as tomllib  # type: ignore[no-redef]
-        try:
-            return tomllib.loads(text)
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError(f"{path}: {err}") from err
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{path}: not JSON ({err}); use a .json or .toml file") from err
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a configuration file holds one object of settings")
-    return data
-
-
-def resume_config(run_dir: str | os.PathLike, overrides: dict | None = None) -> TrainConfig:
-    """The saved configuration of a run, with the given runtime settings changed.
-
-    Raises:
-        ConfigError: when the run has no configuration, or an override would change the result.
-    """
-    path = Path(run_dir) / CONFIG_FILE
-    if not path.is_file():
-        raise ConfigError(f"{run_dir}: not a training run (no {CONFIG_FILE}); nothing to resume")
-    saved = TrainConfig.from_dict(json.loads(path.read_text()))
-    changed = {}
-    for key, value in (overrides or {}).items():
-        if value is None or key == "out":
-            continue
-        current = getattr(saved, key)
-        if key in RUNTIME_FIELDS:
-            changed[key] = value
-        elif key == "data" and [os.path.abspath(d) for d in value] == current:
-            continue
-        elif value != current and not (isinstance(current, str) and os.path.abspath(str(value)) == current):
-            raise ConfigError(
-                f"--resume continues the run as it was configured; {key} is {current!r} there, not {value!r}"
-            )
-    return replace(saved, **changed)
-
-
-def init_width(init: str) -> float:
-    """The width multiplier of initial weights (a run folder, our weights file, or a reference .pth)."""
-    path = Path(init)
-    if path.is_dir():
-        config_path = path / CONFIG_FILE
-        if config_path.is_file():
-            return float(json.loads(config_path.read_text())["width"])
-        path = path / WEIGHTS_FILE
-    if path.suffix == ".pth":
-        return 1.0
-    try:
-        meta = read_metadata(resolve_weights_path(path))
-    except WeightsError as err:
-        raise ConfigError(str(err)) from err
-    return float(json.loads(meta.get("config", "{}")).get("width", 1.0))
-
-
-# ----------------------------------------------------------------------------------------- loss
-
-
-def colorization_loss_terms(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-sample loss ``10 * mean_pixels(sum_ab huber)``: ``(B, 2, S, S)`` x2 -> ``(B,)`` float32.
-
-    The reference's ``HuberLoss(delta=1/110)`` is ``0.5 d^2 / delta`` for ``|d| < delta`` else
-    ``|d| - delta / 2``, which is smooth-L1 with ``beta = delta``.
-    """
-    dtype = torch.promote_types(pred.dtype, torch.float32)
-    huber = F.smooth_l1_loss(pred.to(dtype), target.to(dtype), reduction="none", beta=HUBER_DELTA)
-    return LOSS_WEIGHT * huber.sum(dim=1).mean(dim=(1, 2))
-
-
-def lr_factor(epoch: int, epochs: int, decay_epochs: int) -> float:
-    """The reference's linear rule: 1 for ``epochs`` epochs, then down by ``1/(decay+1)`` per epoch."""
-    return 1.0 - max(0, epoch + 1 - epochs) / float(decay_epochs + 1)
-
-
-# -------------------------------------------------------------------------------------- weights
-
-
-def load_initial_state(init: str, config: ModelConfig) -> dict[str, torch.Tensor]:
-    """A full :class:`InstColorModel` state dict (or a ``full.*`` one) from ``init``.
-
-    ``init`` is a run folder (its ``weights.safetensors``, else its last checkpoint), one of our
-    weights files or installed names, or a reference single-network ``.pth`` checkpoint
-    (SIGGRAPH17 / ``GComp`` key names), which initialises the full-image net only.
-    """
-    path = Path(init)
-    if path.is_dir():
-        if (path / WEIGHTS_FILE).is_file():
-            path = path / WEIGHTS_FILE
-        elif (path / CHECKPOINT_FILE).is_file():
-            return torch.load(path / CHECKPOINT_FILE, map_location="cpu", weights_only=True)["model"]
-        else:
-            raise WeightsError(f"{init}: a run folder without {WEIGHTS_FILE} or {CHECKPOINT_FILE}")
-    if path.suffix == ".pth":
-        return _reference_single_network(path)
-    loaded = load_weights(resolve_weights_path(path))
-    theirs, ours = loaded.model.config, config
-    if (theirs.width, theirs.fusion_hidden) != (ours.width, ours.fusion_hidden):
-        raise WeightsError(f"{init}: weights of {theirs}, but the run's networks are {ours}")
-    return loaded.model.state_dict()
-
-
-def _reference_single_network(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise WeightsError(f"{path}: cannot be loaded safely ({err})") from err
-    out = {}
-    for key, value in state.items():
-        ours = map_reference_key("GComp", key)
-        if ours is not None:
-            out[ours] = value
-    return out
-
-
-def apply_initial_state(model: InstColorModel, state: dict[str, torch.Tensor]) -> None:
-    """Load a full state dict strictly, or a ``full.*``-only one into the full-image net strictly."""
-    if all(k.startswith("full.") for k in state):
-        sub = {k.removeprefix("full."): v for k, v in state.items()}
-        expected = model.full.state_dict()
-        bad = sorted(set(sub) ^ set(expected)) + [k for k in sub if k in expected and sub[k].shape != expected[k].shape]
-        if bad:
-            raise WeightsError(f"initial full-image net does not fit the architecture: {bad[:5]}")
-        model.full.load_state_dict(sub)
-        return
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        raise WeightsError(f"initial weights do not fit the architecture: {err}") from err
-
-
-def sync_fusion_backbone(model: InstColorModel) -> None:
-    """Copy the full-image net into the fusion net's backbone (the reference's GF backbone)."""
-    model.fusion.backbone.load_state_dict(model.full.state_dict())
-
-
-def trainable_parameters(model: InstColorModel, stage: str, fusion_head: bool = False) -> list[nn.Parameter]:
-    """The parameters a stage trains (``fusion_head``: also conv10 and the ab head of the fusion
-    backbone, as the reference's ``train_model.py`` does; off by default, as the paper says)."""
-    if stage == "full":
-        return list(model.full.parameters())
-    if stage == "instance":
-        return list(model.instance.parameters())
-    params = list(model.fusion.fusers.parameters())
-    if fusion_head:
-        params += list(model.fusion.backbone.conv10.parameters()) + list(model.fusion.backbone.ab_head.parameters())
-    return params
-
-
-def set_stage_modes(model: InstColorModel, stage: str, params: list[nn.Parameter]) -> None:
-    """Freeze everything but ``params``; batch norm trains in stages 1-2 only."""
-    wanted = {id(p) for p in params}
-    for p in model.parameters():
-        p.requires_grad_(id(p) in wanted)
-    model.eval()
-    if stage == "full":
-        model.full.train()
-    elif stage == "instance":
-        model.instance.train()
-
-
-# ------------------------------------------------------------------------------------- the run
 
 
 @dataclass
