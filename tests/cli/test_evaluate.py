@@ -99,3 +99,10 @@ def test_usage_errors_exit_2(args, message, tmp_path):
     result = run(*[a.format(folder=tmp_path) for a in args])
     assert result.exit_code == 2, result.output
     assert message in result.output
+
+
+def test_cli_dataset_names_match_the_layouts():
+    from instcolor.cli.evaluate import DATASET_NAMES
+    from instcolor.evaluation.datasets import DATASETS
+
+    assert DATASET_NAMES == tuple(DATASETS)
