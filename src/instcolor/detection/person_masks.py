@@ -65,8 +65,8 @@ __all__ = [
     "SegmenterBlock",
     "SelfieConfig",
     "SelfieSegmentation",
-    "convert_person_segmenter",
     "box_taper",
+    "convert_person_segmenter",
     "crop_squares",
     "default_weights_path",
     "graph_state_dict",
@@ -345,10 +345,16 @@ class _GraphReader:
         op = "DepthwiseConv2dNative" if depthwise else "Conv2D"
         _check(node.op == op, f"{name}: expected {op}, found {node.op}")
         _check(node.attrs.get("data_format", "NHWC") == "NHWC", f"{name}: data format {node.attrs.get('data_format')}")
-        _check(node.attrs.get("strides", [1] * 4)[1:3] == [stride, stride], f"{name}: stride {node.attrs.get('strides')}, expected {stride}")
+        _check(
+            node.attrs.get("strides", [1] * 4)[1:3] == [stride, stride],
+            f"{name}: stride {node.attrs.get('strides')}, expected {stride}",
+        )
         _check(all(d == 1 for d in node.attrs.get("dilations", [1] * 4)), f"{name}: dilated")
         kernel = self.weight(node.inputs[1])
-        _check(node.attrs.get("padding") == "SAME" or kernel.shape[:2] == (1, 1), f"{name}: padding {node.attrs.get('padding')}")
+        _check(
+            node.attrs.get("padding") == "SAME" or kernel.shape[:2] == (1, 1),
+            f"{name}: padding {node.attrs.get('padding')}",
+        )
         if depthwise:
             _check(kernel.shape[3] == 1, f"{name}: channel multiplier {kernel.shape[3]}")
             weight = kernel.transpose(2, 3, 0, 1)
@@ -373,7 +379,10 @@ class _GraphReader:
     def pool_covers_input(self, node: GraphNode, size: int) -> None:
         """``AvgPool`` node with a VALID window equal to the ``size x size`` map it reads."""
         _check(node.op == "AvgPool", f"{node.name}: expected AvgPool, found {node.op}")
-        _check(node.attrs.get("ksize", [])[1:3] == [size, size], f"{node.name}: window {node.attrs.get('ksize')} is not {size}")
+        _check(
+            node.attrs.get("ksize", [])[1:3] == [size, size],
+            f"{node.name}: window {node.attrs.get('ksize')} is not {size}",
+        )
         _check(node.attrs.get("padding") == "VALID", f"{node.name}: padding {node.attrs.get('padding')}")
 
 
@@ -390,7 +399,9 @@ def graph_state_dict(graph: TFJSGraphModel) -> tuple[SelfieConfig, dict[str, tor
     reader = _GraphReader(graph)
     image = reader.node("input_1")
     shape = image.attrs.get("shape")
-    _check(image.op == "Placeholder" and shape is not None and len(shape) == 4, "input_1 is not an input of known shape")
+    _check(
+        image.op == "Placeholder" and shape is not None and len(shape) == 4, "input_1 is not an input of known shape"
+    )
     _check(shape[1] == shape[2] and shape[3] == 3, f"unexpected input shape {shape}")
     scales = {reader.scalar(n) for n in graph.weights if n.startswith("mul_") and n.endswith("/y")}
     offsets = {reader.scalar(n) for n in graph.weights if n.startswith("add") and n.endswith("/y") and "xeno" not in n}
@@ -413,7 +424,9 @@ def graph_state_dict(graph: TFJSGraphModel) -> tuple[SelfieConfig, dict[str, tor
         block_input = reader.node(expand_name).inputs[0]
         expect(reader.conv(expand_name, state, f"{key}.expand"), spec.activation, f"{key}.expand")
         dw_name = next(depthwise)
-        expect(reader.conv(dw_name, state, f"{key}.depthwise", depthwise=True, stride=spec.stride), spec.activation, key)
+        expect(
+            reader.conv(dw_name, state, f"{key}.depthwise", depthwise=True, stride=spec.stride), spec.activation, key
+        )
         size //= spec.stride
         kernel = tuple(state[f"{key}.depthwise.weight"].shape)
         _check(kernel == (spec.expanded, 1, spec.kernel, spec.kernel), f"{dw_name}: kernel {kernel} is not {spec}")
@@ -432,7 +445,10 @@ def graph_state_dict(graph: TFJSGraphModel) -> tuple[SelfieConfig, dict[str, tor
     reader.pool_covers_input(reader.node(reader.node(gate).inputs[0]), size)
     expect(reader.conv(gate, state, "head.gate"), "sigmoid", "head.gate")
     reduce_name = next(convs)
-    _check(reader.node(reader.node(reduce_name).inputs[0]).op == "ResizeBilinear", f"{reduce_name}: not after an upsampling")
+    _check(
+        reader.node(reader.node(reduce_name).inputs[0]).op == "ResizeBilinear",
+        f"{reduce_name}: not after an upsampling",
+    )
     reader.conv(reduce_name, state, "head.reduce")
     for index in range(len(config.decoder_channels)):
         size *= 2
@@ -447,12 +463,17 @@ def graph_state_dict(graph: TFJSGraphModel) -> tuple[SelfieConfig, dict[str, tor
             up = next(convs)
             resize = reader.node(reader.node(up).inputs[0])
             _check(resize.op == "ResizeBilinear", f"{up}: not after an upsampling")
-            _check(resize.attrs.get("half_pixel_centers") and not resize.attrs.get("align_corners"), f"{resize.name}: sampling")
+            _check(
+                resize.attrs.get("half_pixel_centers") and not resize.attrs.get("align_corners"),
+                f"{resize.name}: sampling",
+            )
             reader.conv(up, state, f"{key}.up")
     _check(next(convs, None) is None and next(depthwise, None) is None, "the graph has more layers than the port")
     output = reader.node("segment")
     _check(output.op == "Conv2DBackpropInput", f"segment: expected Conv2DBackpropInput, found {output.op}")
-    _check(output.attrs.get("strides", [])[1:3] == [2, 2] and output.attrs.get("padding") == "SAME", "segment: geometry")
+    _check(
+        output.attrs.get("strides", [])[1:3] == [2, 2] and output.attrs.get("padding") == "SAME", "segment: geometry"
+    )
     kernel = reader.weight(output.inputs[1])  # (kh, kw, out, in)
     _check(kernel.shape == (2, 2, 1, config.decoder_channels[-1]), f"segment: kernel {kernel.shape}")
     reader.weight(output.inputs[0])
@@ -466,7 +487,10 @@ def graph_state_dict(graph: TFJSGraphModel) -> tuple[SelfieConfig, dict[str, tor
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     _check(not missing and not unexpected, f"state keys differ: missing {missing}, unexpected {unexpected}")
     for key, tensor in state.items():
-        _check(tensor.shape == expected[key].shape, f"{key}: graph shape {tuple(tensor.shape)}, network {tuple(expected[key].shape)}")
+        _check(
+            tensor.shape == expected[key].shape,
+            f"{key}: graph shape {tuple(tensor.shape)}, network {tuple(expected[key].shape)}",
+        )
     return config, state
 
 
@@ -609,7 +633,9 @@ def _grey_plane(grey: np.ndarray) -> np.ndarray:
     """``(H, W)`` (or ``(H, W, 1)`` / grey ``(H, W, 3)``) uint8 or float in [0, 1] -> float32 ``(H, W)`` in [0, 1]."""
     grey = np.asarray(grey)
     if grey.ndim == 3 and grey.shape[2] in (1, 3):
-        if grey.shape[2] == 3 and not (np.array_equal(grey[..., 0], grey[..., 1]) and np.array_equal(grey[..., 0], grey[..., 2])):
+        if grey.shape[2] == 3 and not (
+            np.array_equal(grey[..., 0], grey[..., 1]) and np.array_equal(grey[..., 0], grey[..., 2])
+        ):
             raise PersonMaskError("expected a grey image; got an (H, W, 3) image whose channels differ")
         grey = grey[..., 0]
     if grey.ndim != 2 or min(grey.shape) < 1:
@@ -645,7 +671,7 @@ class PersonSegmenter:
         self,
         weights: str | os.PathLike | None = None,
         device: str | torch.device = "cpu",
-        margin: float = 0.1,
+        margin: float = 0.15,
         person_labels: Sequence[str] = PERSON_LABELS,
     ):
         self.weights_path = Path(weights) if weights is not None else default_weights_path()
@@ -723,7 +749,11 @@ def _paste(probability: torch.Tensor, crop: PersonCrop, height: int, width: int)
         return out
     side = crop.side
     window = F.interpolate(
-        probability[None], size=(side, side), mode="bilinear", align_corners=False, antialias=side < probability.shape[-1]
+        probability[None],
+        size=(side, side),
+        mode="bilinear",
+        align_corners=False,
+        antialias=side < probability.shape[-1],
     )[0, 0]
     out[ya:yb, xa:xb] = window[ya - crop.y0 : yb - crop.y0, xa - crop.x0 : xb - crop.x0].clamp(0, 1).numpy()
     return out
