@@ -196,7 +196,8 @@ def test_masks_are_deterministic_and_independent_of_the_other_boxes(segmenter):
     second = segmenter(grey, box, ["person"])[0]
     np.testing.assert_array_equal(first, second)
     with_others = segmenter(grey, np.concatenate([box, [[0, 0, 20, 40]]]), ["person", "person"])[0]
-    np.testing.assert_allclose(with_others, first, atol=1e-6)
+    # Batched with another crop, the convolutions may sum in another order: float32 rounding only.
+    np.testing.assert_allclose(with_others, first, atol=1e-4)
 
 
 def test_no_person_boxes_means_no_network_run(segmenter):
