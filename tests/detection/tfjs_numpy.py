@@ -80,6 +80,42 @@ def max_pool(x, ksize, strides, padding):
     return out
 
 
+def avg_pool(x, ksize, strides, padding):
+    """``tf.nn.avg_pool`` (VALID only: with SAME, TF divides by the count of real pixels)."""
+    if padding != "VALID":
+        raise NotImplementedError(f"AvgPool padding {padding}")
+    out = None
+    for _, _, window in _taps(x, ksize[1:3], strides, [1, 1, 1, 1]):
+        out = window if out is None else out + window
+    return out / (ksize[1] * ksize[2])
+
+
+def conv2d_backprop_input(output_shape, w, dy, strides, padding):
+    """``tf.nn.conv2d_transpose``: the adjoint of :func:`conv2d` with filter ``w`` ``(kh, kw, O, C)``.
+
+    Every input pixel ``dy[n, i, j, c]`` scatters ``dy * w[a, b, :, c]`` onto output
+    ``(i * s + a - pad_top, j * s + b - pad_left)``, where the padding is what the forward
+    convolution from ``output_shape`` would use.
+    """
+    n, height, width, channels = (int(v) for v in output_shape)
+    kh, kw = w.shape[:2]
+    if padding == "SAME":
+        top, _ = _same_padding(height, kh, strides[1], 1)
+        left, _ = _same_padding(width, kw, strides[2], 1)
+    elif padding == "VALID":
+        top = left = 0
+    else:
+        raise NotImplementedError(f"padding {padding}")
+    pad_h, pad_w = height + 2 * kh + strides[1] * dy.shape[1], width + 2 * kw + strides[2] * dy.shape[2]
+    out = np.zeros((n, pad_h, pad_w, channels), dtype=dy.dtype)
+    rows, cols = np.arange(dy.shape[1]) * strides[1], np.arange(dy.shape[2]) * strides[2]
+    for a in range(kh):
+        for b in range(kw):
+            contribution = dy @ w[a, b].T  # (N, h, w, O)
+            out[:, (rows + a)[:, None], (cols + b)[None, :], :] += contribution
+    return out[:, top : top + height, left : left + width, :]
+
+
 def resize_bilinear(x, size, align_corners: bool, half_pixel_centers: bool):
     """``tf.image.resize_bilinear`` (TF1 semantics, including the legacy corner mapping)."""
 
@@ -195,6 +231,16 @@ class NumpyGraphExecutor:
             return _ACTIVATIONS[op](args[0])
         if op in ("Add", "AddV2"):
             return args[0] + args[1]
+        if op == "AddN":
+            return sum(args[1:], args[0])
+        if op == "AvgPool":
+            if a.get("data_format", "NHWC") != "NHWC":
+                raise NotImplementedError("only NHWC pooling")
+            return avg_pool(args[0], a["ksize"], a["strides"], a["padding"])
+        if op == "Conv2DBackpropInput":
+            if a.get("data_format", "NHWC") != "NHWC" or any(d != 1 for d in a.get("dilations") or [1] * 4):
+                raise NotImplementedError("only NHWC, undilated transposed convolutions")
+            return conv2d_backprop_input(args[0], args[1], args[2], a["strides"], a["padding"])
         if op == "Sub":
             return args[0] - args[1]
         if op == "Mul":

