@@ -1,0 +1,668 @@
+#!/usr/bin/env python3
+"""Build the HELD-OUT colorization evaluation set from photographs in packages NOT used for training.
+
+Nothing this script writes may ever be trained on: it is the evaluation set that the starter training set
+(``scripts/starter_data.py``) is measured against. The packages used here are disjoint from the training
+packages (``TRAINING_PACKAGES``), every image's source URL is checked against the training manifest, and
+with ``--training-images DIR`` (a built starter set) every image's difference hash is compared with the
+training images too.
+
+Sources (Debian bookworm, fetched with ``apt-get download`` and unpacked with ``dpkg-deb -x``):
+
+* ``palapeli-data``: the jigsaw puzzles' photographs, credited (author, licence, Wikimedia page) by each
+  puzzle's ``.desktop`` file.
+* ``puzzle-jigsaw``: the sample photographs, credited by the per-file ``samples/*`` paragraph of the DEP-5
+  copyright file (CC0, from Pexels; Debian removed the Pexels-licence ones).
+* ``enlightenment-data``: the photographic desktop backgrounds (Edje ``.edj`` files; the JPEG inside is
+  extracted). Their only licence statement is the package's catch-all ``Files: *`` paragraph
+  (BSD-2-clause, Carsten Haitzler and contributors); this is recorded in the manifest and LICENSES.md.
+
+The image machinery (fetching, sRGB conversion, resizing to ``--long-side``, the reference's colour rule,
+de-duplication, JPEG encoding) is ``scripts/starter_data.py``'s, loaded from the same folder. Output:
+
+* ``DIR/*.jpg`` (flat; long side 512 by default)
+* ``DIR/manifest.csv`` (the starter manifest's columns; ``split`` is ``heldout``)
+* ``DIR/excluded.csv`` and ``DIR/LICENSES.md``
+
+Usage::
+
+    PYTHONPATH=src python scripts/heldout_data.py --out /work/data/heldout \
+        [--cache-dir ~/.cache/instcolor-heldout] [--training-images data/starter]
+
+Exit status 1 when a source cannot be fetched (the others are still written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import fnmatch
+import hashlib
+import importlib.util
+import io
+import re
+import shutil
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+_HERE = Path(__file__).resolve().parent
+_REPO = _HERE.parent
+
+
+def _load_starter():
+    """``scripts/starter_data.py`` as a module (scripts are not a package, so load it by path)."""
+    name = "starter_data"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, _HERE / "starter_data.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+sd = _load_starter()
+
+#: Packages whose images are in the training set: never a held-out source.
+TRAINING_PACKAGES = frozenset(
+    {
+        "deb:gcompris-qt-data",
+        "deb:lomiri-wallpapers",
+        "deb:lomiri-wallpapers-16.04",
+        "deb:lomiri-wallpapers-20.04",
+        "deb:mate-backgrounds",
+        "deb:plasma-workspace-wallpapers",
+        "pypi:scikit-image",
+        "pypi:scikit-learn",
+    }
+)
+TRAINING_MANIFEST = _REPO / "src/instcolor/assets/starter-data/manifest.csv"
+SPLIT = "heldout"
+#: Held-out licences: the starter's set plus permissive package licences (recorded per image).
+ALLOWED_LICENCES = rf"(?:{sd.DEFAULT_ALLOWED_LICENCES})|BSD-2-Clause|BSD-3-Clause|MIT"
+
+_EXTRA_LICENCE_ALIASES = {
+    "fdl": "GFDL",
+    "gnu-fdl": "GFDL",
+    "gfdl": "GFDL",
+    "bsd-2-clause": "BSD-2-Clause",
+    "bsd-3-clause": "BSD-3-Clause",
+}
+
+
+def normalize_licence(text: str) -> str:
+    """The starter's licence ids plus the spellings met here (``FDL``/``GNU-FDL`` -> ``GFDL``).
+
+    >>> normalize_licence("GNU-FDL"), normalize_licence("Public Domain"), normalize_licence("BSD-2-clause")
+    ('GFDL', 'public-domain', 'BSD-2-Clause')
+    """
+    key = " ".join(text.split()).lower()
+    return _EXTRA_LICENCE_ALIASES.get(key) or sd.normalize_licence(text)
+
+
+# --------------------------------------------------------------------------------------------------
+# Parsing
+# --------------------------------------------------------------------------------------------------
+
+
+def parse_desktop_entry(text: str) -> dict[str, str]:
+    """The untranslated ``key=value`` pairs of a freedesktop ``.desktop`` file (``Name[de]=`` is skipped).
+
+    >>> parse_desktop_entry("[Desktop Entry]\\nName=Bee\\nName[de]=Biene\\nX-KDE-PluginInfo-License=FDL\\n")
+    {'Name': 'Bee', 'X-KDE-PluginInfo-License': 'FDL'}
+    """
+    entries: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", "[")) or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        key = key.strip()
+        if "[" in key:
+            continue
+        entries.setdefault(key, value.strip())
+    return entries
+
+
+def pexels_url(file_name: str, urls: Iterable[str]) -> str:
+    """The Pexels photo page (``.../photo/slug-12345/``) whose id the file name carries, else ``""``.
+
+    >>> pexels_url("pexels-photo-302304.jpeg", ["https://www.pexels.com/photo/a-b-302304/"])
+    'https://www.pexels.com/photo/a-b-302304/'
+    """
+    ids = set(re.findall(r"\d{3,}", file_name))
+    for url in urls:
+        match = re.search(r"-(\d+)/?$", url)
+        if match and match.group(1) in ids:
+            return url
+    return ""
+
+
+def all_urls(text: str) -> list[str]:
+    return [url.rstrip(".,;)") for url in re.findall(r"https?://\S+", text)]
+
+
+def largest_embedded_jpeg(blob: bytes) -> bytes | None:
+    """The largest decodable JPEG stream inside a container (e.g. an Edje ``.edj``/Eet file), or None.
+
+    Eet stores lossy images as plain JPEG streams; each start-of-image marker is tried and the stream
+    that decodes to the most pixels wins. The returned bytes run from the marker to the end of the
+    container (JPEG decoders stop at the end-of-image marker).
+    """
+    best: tuple[int, int] | None = None
+    for match in re.finditer(b"\xff\xd8\xff", blob):
+        start = match.start()
+        try:
+            with Image.open(io.BytesIO(blob[start:])) as image:
+                if image.format != "JPEG":
+                    continue
+                image.load()
+                pixels = image.width * image.height
+        except (OSError, SyntaxError, ValueError):
+            continue
+        if best is None or pixels > best[1]:
+            best = (start, pixels)
+    if best is None:
+        return None
+    data = blob[best[0] :]
+    end = data.rfind(b"\xff\xd9")
+    return data[: end + 2] if end > 0 else data
+
+
+def catch_all_stanza(stanzas: Sequence) -> object | None:
+    """The DEP-5 ``Files: *`` paragraph (the package-wide licence), or None."""
+    return next((stanza for stanza in stanzas if "*" in stanza.files), None)
+
+
+# --------------------------------------------------------------------------------------------------
+# Sources
+# --------------------------------------------------------------------------------------------------
+
+
+def palapeli_source(fetcher) -> sd.SourceResult:
+    """Palapeli's puzzle photographs, each credited by its ``.desktop`` file."""
+    deb = fetcher.deb("palapeli-data")
+    result = sd.SourceResult(
+        f"deb:{deb.name}",
+        deb.version,
+        licence_origin=(
+            "Author (`X-KDE-PluginInfo-Author`), licence (`X-KDE-PluginInfo-License`) and Wikimedia Commons "
+            "page (`X-KDE-PluginInfo-Website`) from each puzzle's `usr/share/palapeli/collection/*.desktop`. "
+            "GFDL-only images are left out (not in the accepted licence set)."
+        ),
+    )
+    collection = deb.root / "usr/share/palapeli/collection"
+    for desktop in sorted(collection.glob("*.desktop")):
+        entry = parse_desktop_entry(desktop.read_text(encoding="utf-8", errors="replace"))
+        image_name = entry.get("Image") or entry.get("Icon", "")
+        image = collection / image_name
+        relative = image.relative_to(deb.root).as_posix()
+        if not image_name or not image.is_file():
+            result.exclude(desktop.relative_to(deb.root).as_posix(), "puzzle image missing")
+            continue
+        licence = normalize_licence(entry.get("X-KDE-PluginInfo-License", ""))
+        if not licence:
+            result.exclude(relative, "no licence in the puzzle's .desktop file")
+            continue
+        result.candidates.append(
+            sd.Candidate(
+                source_package=result.name,
+                package_version=deb.version,
+                original_path=relative,
+                licence=licence,
+                copyright=entry.get("X-KDE-PluginInfo-Author", ""),
+                source_url=entry.get("X-KDE-PluginInfo-Website", ""),
+                stratum=deb.name,
+                slug=sd._slug("palapeli", image.stem),
+                load=image.read_bytes,
+            )
+        )
+    return result
+
+
+def puzzle_jigsaw_source(fetcher) -> sd.SourceResult:
+    """puzzle-jigsaw's sample photographs, credited by the ``samples/*`` DEP-5 paragraph."""
+    deb = fetcher.deb("puzzle-jigsaw")
+    result = sd.SourceResult(
+        f"deb:{deb.name}",
+        deb.version,
+        licence_origin=(
+            f"The `Files: samples/*` paragraph of `/usr/share/doc/{deb.name}/copyright` (CC0-1.0, Pexels); "
+            "the photo page is matched to a file by the Pexels id in the paragraph's Comment."
+        ),
+    )
+    stanzas = sd.parse_dep5(deb.copyright_text())
+    for path in sorted((deb.root / "usr/share/puzzle-jigsaw/samples").glob("*")):
+        relative = path.relative_to(deb.root).as_posix()
+        if not path.is_file() or not sd.IMAGE_NAME.match(path.name):
+            continue
+        stanza = sd.dep5_lookup(stanzas, relative)
+        if stanza is None:
+            result.exclude(relative, "no per-file entry in the copyright file")
+            continue
+        result.candidates.append(
+            sd.Candidate(
+                source_package=result.name,
+                package_version=deb.version,
+                original_path=relative,
+                licence=normalize_licence(stanza.licence),
+                copyright=sd.strip_emails(stanza.copyright),
+                source_url=pexels_url(path.name, all_urls(stanza.comment)),
+                stratum=deb.name,
+                slug=sd._slug("puzzle-jigsaw", path.stem),
+                load=path.read_bytes,
+            )
+        )
+    return result
+
+
+#: Enlightenment backgrounds that are photographs (the rest are flat illustrations or patterns).
+ENLIGHTENMENT_PHOTOS = (
+    "Bamboo",
+    "Foggy-Trees",
+    "God-Rays",
+    "Green-Maple",
+    "Lichen-Branches",
+    "Mountain",
+    "Peaks",
+    "Red-Maple",
+    "Sea-of-Lanterns",
+    "Snow-Trees",
+    "Spruce-Needles",
+    "Sunset-Clouds",
+    "White-Flower",
+    "Yellow-Flower",
+)
+ENLIGHTENMENT_NOT_PHOTOS = {
+    "Dunes": "flat illustration",
+    "Flat-Fan": "flat illustration",
+    "Flat-Stone-Pattern": "texture pattern",
+    "Paper-Flower": "black-and-white drawing",
+    "Sunset-Hills": "gradient illustration (or heavily stylised)",
+    "Squiggle*": "vector pattern",
+}
+
+
+def enlightenment_source(fetcher) -> sd.SourceResult:
+    """Enlightenment's photographic backgrounds (JPEG extracted from the ``.edj`` files)."""
+    deb = fetcher.deb("enlightenment-data")
+    stanzas = sd.parse_dep5(deb.copyright_text())
+    package_wide = catch_all_stanza(stanzas)
+    result = sd.SourceResult(
+        f"deb:{deb.name}",
+        deb.version,
+        licence_origin=(
+            f"Only the catch-all `Files: *` paragraph of `/usr/share/doc/{deb.name}/copyright` covers the "
+            "backgrounds (BSD-2-clause, Carsten Haitzler and contributors); the backgrounds have no per-file "
+            "credit, so the photographer is not named. Used for evaluation only."
+        ),
+    )
+    folder = deb.root / "usr/share/enlightenment/data/backgrounds"
+    for path in sorted(folder.glob("*.edj")):
+        relative = path.relative_to(deb.root).as_posix()
+        if path.stem not in ENLIGHTENMENT_PHOTOS:
+            reason = next(
+                (why for pattern, why in ENLIGHTENMENT_NOT_PHOTOS.items() if fnmatch.fnmatchcase(path.stem, pattern)),
+                "not in the curated photo list",
+            )
+            result.exclude(relative, reason)
+            continue
+        if package_wide is None:
+            result.exclude(relative, "no licence paragraph in the copyright file")
+            continue
+        result.candidates.append(
+            sd.Candidate(
+                source_package=result.name,
+                package_version=deb.version,
+                original_path=relative,
+                licence=normalize_licence(package_wide.licence),
+                copyright=sd.strip_emails(package_wide.copyright.split(";")[0]) + " (package-wide Files: *)",
+                source_url="",
+                stratum=deb.name,
+                slug=sd._slug("enlightenment", path.stem),
+                load=lambda path=path: largest_embedded_jpeg(path.read_bytes()) or b"",
+            )
+        )
+    return result
+
+
+SOURCES: dict[str, Callable] = {
+    "palapeli-data": palapeli_source,
+    "puzzle-jigsaw": puzzle_jigsaw_source,
+    "enlightenment-data": enlightenment_source,
+}
+
+#: Looked at and not used; written into LICENSES.md so the choice is on record.
+REJECTED_SOURCES = {
+    "pypi:ultralytics (bus.jpg, zidane.jpg)": "people, but only the package's AGPL-3.0 covers them and zidane.jpg "
+    "is a press photograph the package cannot license; no per-image credit",
+    "pypi:face_recognition sdist (obama*.jpg, biden.jpg)": "people (likely US-government portraits) but the "
+    "package states no licence or source for its test images",
+    "deb:python-matplotlib-data (grace_hopper.jpg)": "people; the package states no licence for the photograph",
+    "pypi:imgaug (quokka.jpg)": "no licence or source stated for the photograph",
+    "deb:opencv-doc (samples/data: messi5.jpg, basketball, etc.)": "only the catch-all BSD/Apache paragraph; "
+    "several are press or third-party photographs",
+    "deb:fotoxx-common": "user-guide images: almost all screenshots or effect demos (vignette, cartoon, warps); "
+    "package-wide GPL-3+ only",
+    "deb:hugin-data (help images)": "Panotools-wiki images (incl. Grand Central with people) under the "
+    "package-wide GPL only; wiki origin suggests GFDL",
+    "deb:scribus-template": "a few photographs, package-wide GPL only, no per-file credit",
+    "deb:ulcc": "CC0 images are clipart, not photographs",
+    "deb:kphotoalbum, digikam-data, darktable, krita-data, gimp-data, kalzium-data": "screenshots, "
+    "icons, textures; no photographs",
+    "deb:gimp-help-en": "filter demonstrations of a few source photos (Taj Mahal etc.), GFDL/GPL docs",
+    "deb:lxqt-themes, lxde-common, inkscape-tutorials, jigzo-data, tetzle": "illustrations or no photographs",
+    "deb:stellarium-data": "360-degree landscape panoramas",
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# Training overlap
+# --------------------------------------------------------------------------------------------------
+
+
+def read_training_manifest(path: Path) -> tuple[set[str], set[str]]:
+    """(training source packages, normalised training source URLs) from a starter manifest."""
+    packages: set[str] = set()
+    urls: set[str] = set()
+    if not path.is_file():
+        return packages, urls
+    with path.open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            packages.add(row.get("source_package", ""))
+            url = sd._normalized_url(row.get("source_url", ""))
+            if url:
+                urls.add(url)
+    return packages, urls
+
+
+def training_hashes(folder: Path | None) -> dict[int, str]:
+    """Difference hash -> file for every JPEG under a built training set (empty when not given)."""
+    hashes: dict[int, str] = {}
+    if folder is None:
+        return hashes
+    for path in sorted(folder.rglob("*.jpg")):
+        with Image.open(path) as image:
+            hashes[sd.difference_hash(image.convert("RGB"))] = path.relative_to(folder).as_posix()
+    return hashes
+
+
+def training_overlap(
+    item,
+    training_urls: set[str],
+    hashes: dict[int, str],
+    bits: int = sd.DUPLICATE_HASH_BITS,
+) -> str | None:
+    """Why ``item`` (a PreparedImage) duplicates a training image, or None."""
+    url = sd._normalized_url(item.candidate.source_url)
+    if url and url in training_urls:
+        return f"same source URL as a training image ({item.candidate.source_url})"
+    for value, name in hashes.items():
+        if (value ^ item.difference_hash).bit_count() <= bits:
+            return f"near-duplicate of training image {name}"
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------------
+
+
+def licenses_markdown(results: Sequence[sd.SourceResult], rows: Sequence[dict]) -> str:
+    by_source: dict[str, list[dict]] = {}
+    for row in rows:
+        by_source.setdefault(row["source_package"], []).append(row)
+    lines = [
+        "# Held-out evaluation set: sources and licences",
+        "",
+        "Built by `scripts/heldout_data.py`. EVALUATION ONLY: nothing here may ever be used for training. "
+        "Every image is a colour photograph from a package that the training set (`scripts/starter_data.py`) "
+        "does not use, converted to sRGB and downscaled (long side at most 512 px). `manifest.csv` has one row "
+        "per image; `excluded.csv` lists what was left out and why. The images are not redistributed.",
+        "",
+        "Licence notes: `BSD-2-Clause` rows are covered only by their package's catch-all copyright paragraph "
+        "(no per-image credit); CC-BY-SA/GPL rows would be copyleft (none at present).",
+        "",
+        "## Summary",
+        "",
+        "| source package | version | images | licences |",
+        "| --- | --- | ---: | --- |",
+    ]
+    for result in results:
+        members = by_source.get(result.name, [])
+        licences = Counter(row["licence"] for row in members)
+        text = ", ".join(f"{name} ({count})" for name, count in sorted(licences.items()))
+        lines.append(f"| {result.name} | {result.version} | {len(members)} | {text} |")
+    lines += [
+        f"| **total** | | {len(rows)} | |",
+        "",
+        "## Sources looked at and not used",
+        "",
+    ]
+    lines += [f"- {name}: {why}" for name, why in REJECTED_SOURCES.items()]
+    for result in results:
+        members = sorted(by_source.get(result.name, []), key=lambda row: row["file"])
+        lines += [
+            "",
+            f"## {result.name} {result.version}",
+            "",
+            result.licence_origin,
+            "",
+        ]
+        if not members:
+            lines += ["No images used.", ""]
+            continue
+        lines += [
+            "| file | licence | copyright / author | source |",
+            "| --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {row['file']} | {row['licence']} | {sd._md_cell(row['copyright'])} | {sd._md_cell(row['source_url'])} |"
+            for row in members
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def build(
+    out: Path,
+    fetcher,
+    source_names: Sequence[str],
+    long_side: int,
+    allowed_licences: re.Pattern,
+    training_manifest: Path,
+    training_images: Path | None,
+) -> tuple[list[dict], list[str]]:
+    training_packages, training_urls = read_training_manifest(training_manifest)
+    training_packages |= TRAINING_PACKAGES
+    hashes = training_hashes(training_images)
+    results: list[sd.SourceResult] = []
+    failures: list[str] = []
+    for name in source_names:
+        sd.console.print(f"[bold]{name}[/]: collecting")
+        try:
+            result = SOURCES[name](fetcher)
+        except (sd.FetchError, OSError, ValueError) as err:
+            failures.append(f"{name}: {err}")
+            sd.console.print(f"[red]{name}: skipped: {err}[/]")
+            continue
+        if result.name in training_packages:
+            raise RuntimeError(f"{result.name} is a training package and cannot be a held-out source")
+        results.append(result)
+
+    exclusions = [exclusion for result in results for exclusion in result.exclusions]
+    prepared = []
+    for candidate in (candidate for result in results for candidate in result.candidates):
+        reason = None
+        if not allowed_licences.fullmatch(candidate.licence):
+            reason = f"licence {candidate.licence!r} not in the allowed set"
+        else:
+            try:
+                prepared.append(sd.prepare_image(candidate, long_side=long_side))
+                continue
+            except sd.Rejected as err:
+                reason = str(err)
+        exclusions.append(
+            sd.Exclusion(
+                candidate.source_package,
+                candidate.package_version,
+                candidate.original_path,
+                reason,
+            )
+        )
+    clean = []
+    for item in prepared:
+        why = training_overlap(item, training_urls, hashes)
+        if why is None:
+            clean.append(item)
+        else:
+            c = item.candidate
+            exclusions.append(sd.Exclusion(c.source_package, c.package_version, c.original_path, why))
+    kept, duplicates = sd.deduplicate(clean)
+    exclusions += [
+        sd.Exclusion(
+            i.candidate.source_package,
+            i.candidate.package_version,
+            i.candidate.original_path,
+            why,
+        )
+        for i, why in duplicates
+    ]
+    slugs = Counter(item.candidate.slug for item in kept)
+    if any(count > 1 for count in slugs.values()):
+        raise RuntimeError(f"output names collide: {[slug for slug, count in slugs.items() if count > 1]}")
+
+    rows = []
+    for item in kept:
+        candidate = item.candidate
+        data = sd.encode_jpeg(item.image)
+        relative = f"{candidate.slug}.jpg"
+        sd.atomic_write_bytes(out / relative, data)
+        rows.append(
+            {
+                "file": relative,
+                "split": SPLIT,
+                "source_package": candidate.source_package,
+                "package_version": candidate.package_version,
+                "original_path": candidate.original_path,
+                "licence": candidate.licence,
+                "copyright": candidate.copyright,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "source_url": candidate.source_url,
+                "width": item.image.width,
+                "height": item.image.height,
+                "ab_range": f"{item.ab_range:.1f}",
+            }
+        )
+    rows.sort(key=lambda row: row["file"])
+    sd._write_csv(out / "manifest.csv", sd.MANIFEST_COLUMNS, rows)
+    exclusion_rows = sorted(
+        (vars(exclusion) for exclusion in exclusions),
+        key=lambda row: (row["source_package"], row["original_path"]),
+    )
+    sd._write_csv(out / "excluded.csv", sd.EXCLUDED_COLUMNS, exclusion_rows)
+    sd.atomic_write_bytes(out / "LICENSES.md", licenses_markdown(results, rows).encode("utf-8"))
+    return rows, failures
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Build the held-out colorization evaluation set (never train on it).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="output folder (replaced when it exists)",
+    )
+    parser.add_argument("--cache-dir", type=Path, default=None, help="keep downloaded packages here")
+    parser.add_argument(
+        "--sources",
+        default=",".join(SOURCES),
+        help=f"comma-separated subset of: {', '.join(SOURCES)}",
+    )
+    parser.add_argument(
+        "--long-side",
+        type=int,
+        default=sd.LONG_SIDE,
+        help="longest side of written images",
+    )
+    parser.add_argument(
+        "--allowed-licences",
+        default=ALLOWED_LICENCES,
+        help="regular expression of licence ids",
+    )
+    parser.add_argument(
+        "--training-manifest",
+        type=Path,
+        default=TRAINING_MANIFEST,
+        help="starter manifest to check overlap against",
+    )
+    parser.add_argument(
+        "--training-images",
+        type=Path,
+        default=None,
+        help="a built starter set: also reject near-duplicate hashes",
+    )
+    args = parser.parse_args(argv)
+    names = [name.strip() for name in args.sources.split(",") if name.strip()]
+    unknown = [name for name in names if name not in SOURCES]
+    if unknown or not names:
+        parser.error(f"unknown --sources {unknown}; choose from {', '.join(SOURCES)}")
+    args.sources = names
+    if args.long_side < sd.MIN_LONG_SIDE:
+        parser.error(f"--long-side must be at least {sd.MIN_LONG_SIDE}")
+    try:
+        args.allowed_licences = re.compile(args.allowed_licences)
+    except re.error as err:
+        parser.error(f"bad licence pattern: {err}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    out = args.out.resolve()
+    if not sd.is_replaceable_output(out):
+        sd.console.print(f"error: {out} exists and is not a dataset written by this script; choose another --out")
+        return 2
+    torch.set_num_threads(1)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    with tempfile.TemporaryDirectory(prefix="heldout-data-") as temporary:
+        fetcher = sd.Fetcher(args.cache_dir.resolve() if args.cache_dir else Path(temporary))
+        try:
+            rows, failures = build(
+                staging,
+                fetcher,
+                args.sources,
+                args.long_side,
+                args.allowed_licences,
+                args.training_manifest,
+                args.training_images,
+            )
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    previous = None
+    if out.exists():
+        previous = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        out.rename(previous / out.name)
+    staging.rename(out)
+    if previous is not None:
+        shutil.rmtree(previous)
+    for source, count in sorted(Counter(row["source_package"] for row in rows).items()):
+        sd.console.print(f"{source}: {count}")
+    sd.console.print(f"[bold]wrote {len(rows)} held-out images[/] to {out}")
+    for failure in failures:
+        sd.console.print(f"[red]failed source[/] {failure}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""Tests for scripts/heldout_data.py: credit parsing, JPEG extraction, training-overlap checks (offline)."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "heldout_data.py"
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("heldout_data", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+hd = _load_script()
+sd = hd.sd
+
+
+def _jpeg(width: int, height: int, seed: int = 0) -> bytes:
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, size=(height // 8 + 1, width // 8 + 1, 3), dtype=np.uint8)
+    image = Image.fromarray(base).resize((width, height), Image.Resampling.BILINEAR)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def test_parse_desktop_entry_skips_translations_and_groups():
+    text = (
+        "[Desktop Entry]\nName=Bee\nName[de]=Biene\n# comment\nX-KDE-PluginInfo-Author=John Severns\n"
+        "X-KDE-PluginInfo-License=Public Domain\n\n[Job]\nImage=bee.jpg\n"
+    )
+    entry = hd.parse_desktop_entry(text)
+    assert entry == {
+        "Name": "Bee",
+        "X-KDE-PluginInfo-Author": "John Severns",
+        "X-KDE-PluginInfo-License": "Public Domain",
+        "Image": "bee.jpg",
+    }
+
+
+def test_normalize_licence_extra_spellings():
+    assert hd.normalize_licence("FDL") == "GFDL"
+    assert hd.normalize_licence("GNU-FDL") == "GFDL"
+    assert hd.normalize_licence("Public Domain") == "public-domain"
+    assert hd.normalize_licence("BSD-2-clause") == "BSD-2-Clause"
+    assert hd.normalize_licence("CC-BY-SA 3.0") == "CC-BY-SA-3.0"
+
+
+def test_allowed_licences_accept_permissive_and_reject_gfdl():
+    import re
+
+    allowed = re.compile(hd.ALLOWED_LICENCES)
+    for ok in (
+        "public-domain",
+        "CC0-1.0",
+        "CC-BY-2.0",
+        "CC-BY-SA-4.0",
+        "BSD-2-Clause",
+        "GPL-3.0-or-later",
+    ):
+        assert allowed.fullmatch(ok), ok
+    for bad in ("GFDL", "CC-BY-NC-2.0", "", "Pexels"):
+        assert not allowed.fullmatch(bad), bad
+
+
+def test_pexels_url_matches_the_photo_id():
+    urls = [
+        "https://www.pexels.com/photo/animal-pet-fur-head-33537/",
+        "https://www.pexels.com/photo/angry-animal-big-carnivore-302304/",
+    ]
+    assert hd.pexels_url("pexels-photo-302304.jpeg", urls) == urls[1]
+    assert hd.pexels_url("cat-portrait.jpg", urls) == ""
+    assert hd.all_urls("see https://a.example/x/, and http://b.example/y.") == [
+        "https://a.example/x/",
+        "http://b.example/y",
+    ]
+
+
+def test_largest_embedded_jpeg_picks_the_biggest_stream():
+    small, large = _jpeg(64, 48, 1), _jpeg(320, 200, 2)
+    blob = b"EET\x00header" + small + b"\x00junk\xff\xd8\xffnot-a-jpeg" + large + b"\x00trailer"
+    data = hd.largest_embedded_jpeg(blob)
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.size == (320, 200)
+    assert hd.largest_embedded_jpeg(b"no images here") is None
+
+
+def test_catch_all_stanza():
+    stanzas = sd.parse_dep5(
+        "Files: *\nCopyright: 2000 Someone\nLicense: BSD-2-clause\n\nFiles: po/*\nCopyright: x\nLicense: GPL-2+\n"
+    )
+    assert hd.catch_all_stanza(stanzas).licence == "BSD-2-clause"
+    assert hd.catch_all_stanza(stanzas[1:]) is None
+
+
+def test_read_training_manifest_and_overlap(tmp_path):
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text(
+        ",".join(sd.MANIFEST_COLUMNS)
+        + "\ntrain/a.jpg,train,deb:x,1,p,CC0-1.0,A,0,http://commons.wikimedia.org/wiki/File:A.jpg,1,1,9\n",
+        encoding="utf-8",
+    )
+    packages, urls = hd.read_training_manifest(manifest)
+    assert packages == {"deb:x"}
+    assert hd.read_training_manifest(tmp_path / "missing.csv") == (set(), set())
+
+    def prepared(url: str, seed: int):
+        data = _jpeg(320, 240, seed)
+        candidate = sd.Candidate("deb:y", "1", "p.jpg", "CC0-1.0", "B", url, "s", f"img{seed}", lambda: data)
+        return sd.prepare_image(candidate)
+
+    same_url = prepared("https://commons.wikimedia.org/wiki/File:A.jpg/", 3)
+    assert "same source URL" in hd.training_overlap(same_url, urls, {})
+    other = prepared("", 4)
+    assert hd.training_overlap(other, urls, {}) is None
+    train_dir = tmp_path / "starter" / "train"
+    train_dir.mkdir(parents=True)
+    Image.open(io.BytesIO(_jpeg(320, 240, 4))).save(train_dir / "b.jpg")
+    hashes = hd.training_hashes(tmp_path / "starter")
+    assert "near-duplicate of training image train/b.jpg" == hd.training_overlap(other, set(), hashes)
+
+
+def test_build_writes_flat_heldout_set_and_refuses_training_packages(tmp_path, monkeypatch):
+    images = {f"p{i}": _jpeg(400, 300, 10 + i) for i in range(3)}
+
+    def fake(fetcher):
+        result = sd.SourceResult("deb:fake", "1.0", licence_origin="test")
+        for name, data in images.items():
+            licence = "GFDL" if name == "p2" else "CC0-1.0"
+            result.candidates.append(
+                sd.Candidate(
+                    "deb:fake",
+                    "1.0",
+                    f"{name}.jpg",
+                    licence,
+                    "A",
+                    "",
+                    "s",
+                    f"fake__{name}",
+                    lambda d=data: d,
+                )
+            )
+        return result
+
+    monkeypatch.setattr(hd, "SOURCES", {"fake": fake})
+    out = tmp_path / "heldout"
+    assert hd.main(["--out", str(out), "--training-manifest", str(tmp_path / "none.csv")]) == 0
+    assert sorted(p.name for p in out.glob("*.jpg")) == ["fake__p0.jpg", "fake__p1.jpg"]
+    manifest = (out / "manifest.csv").read_text(encoding="utf-8").splitlines()
+    assert manifest[0] == ",".join(sd.MANIFEST_COLUMNS)
+    assert all(",heldout,deb:fake," in line for line in manifest[1:])
+    assert "GFDL" in (out / "excluded.csv").read_text(encoding="utf-8")
+    assert "EVALUATION ONLY" in (out / "LICENSES.md").read_text(encoding="utf-8")
+
+    def training(fetcher):
+        return sd.SourceResult("deb:gcompris-qt-data", "1")
+
+    monkeypatch.setattr(hd, "SOURCES", {"bad": training})
+    try:
+        hd.main(
+            [
+                "--out",
+                str(tmp_path / "other"),
+                "--training-manifest",
+                str(tmp_path / "none.csv"),
+            ]
+        )
+    except RuntimeError as err:
+        assert "training package" in str(err)
+    else:
+        raise AssertionError("a training package was accepted as a held-out source")
+
+
+def test_failed_source_exits_1(tmp_path, monkeypatch):
+    def broken(fetcher):
+        raise sd.FetchError("apt-get download nothing failed")
+
+    monkeypatch.setattr(hd, "SOURCES", {"broken": broken})
+    assert (
+        hd.main(
+            [
+                "--out",
+                str(tmp_path / "h"),
+                "--training-manifest",
+                str(tmp_path / "none.csv"),
+            ]
+        )
+        == 1
+    )
