@@ -280,3 +280,38 @@ def test_inception_features_with_injected_weights(tmp_path):
     out = features(torch.rand(2, 3, 64, 80))
     assert out.shape == (2, 2048) and torch.isfinite(out).all()
     assert found.origin == "argument"
+
+
+def _lab_image(a: np.ndarray, b: np.ndarray, lightness: float = 60.0) -> np.ndarray:
+    from skimage.color import lab2rgb
+
+    lab = np.stack([np.full_like(a, lightness), a, b], axis=-1)
+    return (np.clip(lab2rgb(lab), 0, 1) * 255).round().astype(np.uint8)
+
+
+def test_seam_score_is_about_one_without_a_seam_and_large_with_a_box_shaped_cast():
+    from instcolor.evaluation.metrics import seam_score
+
+    y, x = np.mgrid[0:64, 0:64].astype(np.float64)
+    a = 12 * np.sin(x / 3.0 + y / 7.0)  # smooth chroma texture
+    b = 12 * np.cos(y / 4.0 - x / 9.0)
+    box = np.array([[16, 16, 48, 48]])
+    plain = seam_score(_lab_image(a, b), box)
+    cast = a.copy()
+    cast[16:48, 16:48] -= 15.0  # a green rectangle with a hard edge
+    seamed = seam_score(_lab_image(cast, b), box)
+    assert 0.7 < plain < 1.3
+    assert seamed > 3.0
+    assert np.isnan(seam_score(_lab_image(a, b), np.zeros((0, 4))))
+
+
+def test_cast_score_counts_green_pixels_inside_person_boxes_only():
+    from instcolor.evaluation.metrics import cast_score
+
+    a = np.zeros((40, 40))
+    a[0:10, 0:20] = -20.0  # green, inside the person box's top half
+    a[30:40, 30:40] = -20.0  # green, inside a dog box
+    image = _lab_image(a, np.zeros((40, 40)))
+    boxes = np.array([[0, 0, 20, 20], [30, 30, 40, 40]])
+    assert cast_score(image, boxes, ["person", "dog"]) == pytest.approx(0.5, abs=0.01)
+    assert np.isnan(cast_score(image, boxes, ["cat", "dog"]))

@@ -38,7 +38,7 @@ def test_metrics_json_holds_protocol_images_and_intervals(report_folder, evaluat
     fusion = data["summary"]["image"]["fusion"]["psnr"]
     assert fusion["ci95"][0] <= fusion["mean"] <= fusion["ci95"][1] and fusion["n"] == 3
     chelsea = next(item for item in data["images"] if item["image"] == "chelsea.png")
-    assert set(chelsea["metrics"]["fusion"]["image"]) == {"psnr", "ssim", "lpips", "colourfulness"}
+    assert set(chelsea["metrics"]["fusion"]["image"]) == {"psnr", "ssim", "lpips", "colourfulness", "seam", "cast"}
     assert len(chelsea["metrics"]["fusion"]["instances"]) == 1
     assert data["unavailable"]["fid"].startswith("inception_v3_google")
     assert {item["image"] for item in data["skipped"]} == {"grey.png", "colourless.png"}
@@ -47,7 +47,9 @@ def test_metrics_json_holds_protocol_images_and_intervals(report_folder, evaluat
 
 def test_report_md_has_tables_unavailable_reasons_and_protocol(report_folder):
     text = (report_folder / "report.md").read_text()
-    assert "| method | PSNR (dB) ↑ | SSIM ↑ | LPIPS ↓ | colourfulness |" in text
+    assert "| method | PSNR (dB) ↑ | SSIM ↑ | LPIPS ↓ | colourfulness | seam score | cast score ↓ |" in text
+    assert "| method | PSNR (dB) ↑ | SSIM ↑ | LPIPS ↓ | colourfulness |\n" in text  # inside boxes
+    assert "- seam score: mean Lab ab step across the instance box borders" in text
     for row in ("(`grey`)", "(`full`)", "(`fusion`)", "(`compare`)", "(`ground_truth`)"):
         assert text.count(row) == 2, row  # whole image and instance tables
     assert "## Inside instance boxes (2 instances in 2 images; 1 boxes too small)" in text

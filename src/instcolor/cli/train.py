@@ -62,6 +62,13 @@ def train_command(
     fusion_head: bool | None = typer.Option(
         None, "--fusion-head/--no-fusion-head", help="stage 3 also trains conv10 + ab head, as the reference code"
     ),
+    fusion_rule: str | None = typer.Option(
+        None,
+        help="confined: each instance only inside its box/mask (default); reference: the paper's softmax",
+    ),
+    fusion_init: str | None = typer.Option(
+        None, help="stage 3 start: background (fresh generators, full-image feature first; default) or keep"
+    ),
     precision: Precision | None = typer.Option(
         None, help="fp32, bf16 (CPU/CUDA), fp16 (CUDA), or fp64 for numerical checks (default: fp32)"
     ),
@@ -96,6 +103,8 @@ def train_command(
         "augment": augment,
         "copy_backbones": copy_backbones,
         "fusion_head": fusion_head,
+        "fusion_rule": fusion_rule,
+        "fusion_init": fusion_init,
         "precision": precision.value if precision else None,
         "compile": compile,
         "device": device,

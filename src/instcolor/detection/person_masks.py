@@ -32,6 +32,9 @@ luminance replicated to three channels.
 Person crops, not the whole image: the model was trained on selfies and video-call frames (one or
 two people filling the frame), and old photos often hold several small people, so
 :func:`person_masks` runs it once per person box on a square crop around the box with a margin.
+
+This module is longer than 600 lines because the network, the converter that checks the TFJS graph
+against it layer by layer, and the per-box cropping and pasting are one unit that changes together.
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ form in which results are saved and compared; values are computed in float64 whe
   (the ``lpips`` package). The AlexNet backbone weights are loaded explicitly (see
   :func:`load_lpips`), never left random.
 * :func:`colourfulness`: Hasler and Suesstrunk (2003), on 0..255 values.
+* :func:`seam_score`: how much the chroma jumps across the instance box borders, relative to the
+  chroma change just inside and outside them (1 = no seam; box-shaped casts give more).
+* :func:`cast_score`: share of pixels inside person boxes whose a* is below -5 (a green cast).
 * :class:`FrechetDistance`: a Fréchet distance between the Inception-v3 pool features of two image
   sets (torchmetrics' ``FrechetInceptionDistance`` with torchvision's Inception-v3), see
   :func:`load_inception`.
@@ -124,6 +127,86 @@ def colourfulness(image: np.ndarray) -> float:
     rg = rgb[..., 0] - rgb[..., 1]
     yb = 0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2]
     return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+
+
+#: :func:`seam_score` compares the border step with steps this many pixels inside and outside it.
+SEAM_BAND = (2, 3, 4, 5)
+#: :func:`cast_score`: a* below this counts as green (skin, clothes and hair rarely go there).
+GREEN_A_STAR = -5.0
+
+
+def _ab(image: np.ndarray) -> np.ndarray:
+    """``(H, W, 3)`` uint8 sRGB -> ``(H, W, 2)`` float64 Lab a*, b* (D65)."""
+    from skimage.color import rgb2lab
+
+    return rgb2lab(np.asarray(image, dtype=np.uint8))[..., 1:]
+
+
+def seam_score(image: np.ndarray, boxes: np.ndarray) -> float:
+    """Chroma step across box borders over the chroma steps next to them; NaN without a border.
+
+    For every box edge that lies inside the image, the step is ``|ab(p) - ab(p')|`` (Euclidean in
+    a*, b*) between the two pixels on either side of the edge, along the edge's length. The
+    reference steps are the same differences taken :data:`SEAM_BAND` pixels further inside and
+    outside the box. The score is ``mean(border steps) / mean(reference steps)``: about 1 when the
+    border is no different from its surroundings, above 1 when the chroma jumps at the box edge.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 sRGB.
+        boxes: ``(N, 4)`` int ``x1, y1, x2, y2`` in the image's pixels.
+    """
+    ab = _ab(image)
+    height, width = ab.shape[:2]
+
+    def column_step(x: int, y1: int, y2: int) -> np.ndarray | None:  # between columns x-1 and x
+        if 1 <= x < width:
+            return np.linalg.norm(ab[y1:y2, x] - ab[y1:y2, x - 1], axis=-1)
+        return None
+
+    def row_step(y: int, x1: int, x2: int) -> np.ndarray | None:
+        if 1 <= y < height:
+            return np.linalg.norm(ab[y, x1:x2] - ab[y - 1, x1:x2], axis=-1)
+        return None
+
+    border, band = [], []
+    for x1, y1, x2, y2 in np.asarray(boxes, np.int64).reshape(-1, 4).tolist():
+        for position, inward, step, lo, hi in (
+            (x1, 1, column_step, y1, y2), (x2, -1, column_step, y1, y2),
+            (y1, 1, row_step, x1, x2), (y2, -1, row_step, x1, x2),
+        ):  # fmt: skip
+            edge = step(position, lo, hi)
+            if edge is None or edge.size == 0:
+                continue
+            border.append(edge)
+            for d in SEAM_BAND:
+                for moved in (position + inward * d, position - inward * d):
+                    near = step(moved, lo, hi)
+                    if near is not None:
+                        band.append(near)
+    if not border or not band:
+        return float("nan")
+    reference = float(np.concatenate(band).mean())
+    return float(np.concatenate(border).mean() / max(reference, 1e-6))
+
+
+def cast_score(image: np.ndarray, boxes: np.ndarray, labels: list[str]) -> float:
+    """Share (0..1) of the pixels inside ``"person"`` boxes with a* < :data:`GREEN_A_STAR`; NaN without one.
+
+    Pixels covered by several person boxes count once.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 sRGB.
+        boxes: ``(N, 4)`` int ``x1, y1, x2, y2`` in the image's pixels.
+        labels: N COCO category names.
+    """
+    boxes = np.asarray(boxes, np.int64).reshape(-1, 4)
+    inside = np.zeros(np.asarray(image).shape[:2], dtype=bool)
+    for (x1, y1, x2, y2), label in zip(boxes.tolist(), labels):
+        if label == "person":
+            inside[y1:y2, x1:x2] = True
+    if not inside.any():
+        return float("nan")
+    return float((_ab(image)[..., 0][inside] < GREEN_A_STAR).mean())
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,28 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from instcolor.evaluation.runner import GROUND_TRUTH, METRICS, EvaluationResult, json_safe
+from instcolor.evaluation.runner import (
+    GROUND_TRUTH,
+    IMAGE_ONLY_METRICS,
+    METRICS,
+    TRUTH_METRICS,
+    EvaluationResult,
+    json_safe,
+)
 from instcolor.evaluation.stats import Summary
 from instcolor.io import atomic_path, atomic_write_bytes, save_image
 
-METRIC_TITLES = {"psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS", "colourfulness": "colourfulness"}
-_DECIMALS = {"psnr": 2, "ssim": 4, "lpips": 4, "colourfulness": 2}
+METRIC_TITLES = {
+    "psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS", "colourfulness": "colourfulness",
+    "seam": "seam score", "cast": "cast score",
+}  # fmt: skip
+_DECIMALS = {"psnr": 2, "ssim": 4, "lpips": 4, "colourfulness": 2, "seam": 3, "cast": 4}
+#: Definitions printed under the tables.
+METRIC_DEFINITIONS = {
+    "seam": "mean Lab ab step across the instance box borders over the mean ab step 2-5 px inside and "
+    "outside them (1: no seam; the ground truth's value is the reference)",
+    "cast": "share of the pixels inside person boxes with a* < -5 (green); 0 to 1",
+}
 _ARROWS = {True: " ↑", False: " ↓", None: ""}
 #: Contact-sheet column titles besides the methods.
 _INPUT_TITLE, _TRUTH_TITLE = "grey input", "ground truth"
@@ -62,7 +78,7 @@ def _number(value: float) -> str:
 
 
 def _table(result: EvaluationResult, level: str) -> list[str]:
-    metrics = [m for m in METRICS if m not in result.unavailable]
+    metrics = [m for m in METRICS if m not in result.unavailable and (level == "image" or m not in IMAGE_ONLY_METRICS)]
     header = "| method | " + " | ".join(METRIC_TITLES[m] + _ARROWS[METRICS[m]] for m in metrics) + " |"
     lines = [header, "|---" * (len(metrics) + 1) + "|"]
     rows = [*result.methods.items(), (GROUND_TRUTH, _TRUTH_TITLE)]
@@ -88,6 +104,8 @@ def render_markdown(result: EvaluationResult, files: dict[str, str]) -> str:
         "## Whole image",
         "",
         *_table(result, "image"),
+        "",
+        *[f"- {METRIC_TITLES[m]}: {text}" for m, text in METRIC_DEFINITIONS.items()],
         "",
         f"## Inside instance boxes ({n_instances} instances in {images_with} images; "
         f"{n_boxes - n_instances} boxes too small)",
@@ -192,7 +210,7 @@ def distribution_plot(result: EvaluationResult, path: str | os.PathLike) -> bool
     for row, (level, level_title) in enumerate(levels):
         for col, metric in enumerate(metrics):
             axis = axes[row][col]
-            names = methods + ([GROUND_TRUTH] if metric == "colourfulness" else [])
+            names = methods + ([GROUND_TRUTH] if metric in TRUTH_METRICS and level == "image" else [])
             data = []
             for method in names:
                 if level == "image":

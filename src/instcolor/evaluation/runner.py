@@ -35,10 +35,12 @@ from instcolor.evaluation.metrics import (
     LPIPS_MIN_SIDE,
     FrechetDistance,
     MetricUnavailable,
+    cast_score,
     colourfulness,
     load_inception,
     load_lpips,
     psnr_many,
+    seam_score,
     ssim_many,
 )
 from instcolor.evaluation.stats import Summary, bootstrap_mean
@@ -55,7 +57,14 @@ METHODS: dict[str, str] = {
 }
 GROUND_TRUTH = "ground_truth"
 #: Per-image metrics, and whether higher is better (None: neither; reported for reference).
-METRICS: dict[str, bool | None] = {"psnr": True, "ssim": True, "lpips": False, "colourfulness": None}
+METRICS: dict[str, bool | None] = {
+    "psnr": True, "ssim": True, "lpips": False, "colourfulness": None, "seam": None, "cast": False,
+}  # fmt: skip
+#: Metrics of the whole image only (they look at all boxes together): the seam score (closest to
+#: the ground truth's is best) and the green-cast share inside person boxes.
+IMAGE_ONLY_METRICS = frozenset({"seam", "cast"})
+#: What the ground truth is measured with, for reference.
+TRUTH_METRICS = ("colourfulness", "seam", "cast")
 #: Images whose Lab ab range (range of a* plus range of b*) is under this are greyscale
 #: originals: the training rule (:data:`instcolor.training.data.AB_RANGE_THRESHOLD`).
 MIN_AB_RANGE = AB_RANGE_THRESHOLD
@@ -225,6 +234,11 @@ def measure(preds: dict[str, np.ndarray], truth: np.ndarray, lpips=None) -> dict
     return {method: {metric: values[i] for metric, values in columns.items()} for i, method in enumerate(order)}
 
 
+def box_scores(image: np.ndarray, boxes: np.ndarray, labels: list[str]) -> dict[str, float]:
+    """The whole-image metrics that look at the boxes: ``seam`` and ``cast`` (NaN when they do not apply)."""
+    return {"seam": seam_score(image, boxes), "cast": cast_score(image, boxes, labels)}
+
+
 class _Evaluator:
     """Runs the protocol image by image and accumulates the results."""
 
@@ -303,13 +317,14 @@ class _Evaluator:
         crops = [(slice(y1, y2), slice(x1, x2)) for (x1, y1, x2, y2), ok in zip(eval_boxes.tolist(), used) if ok]
         metrics: dict[str, dict] = {
             GROUND_TRUTH: {
-                "image": {"colourfulness": colourfulness(truth)},
+                "image": {"colourfulness": colourfulness(truth), **box_scores(truth, eval_boxes, found.labels)},
                 "instances": [{"colourfulness": colourfulness(truth[c])} for c in crops],
             }
         }
         whole = measure(preds, truth, self.lpips)
         inside = [measure({m: p[c] for m, p in preds.items()}, truth[c], self.lpips) for c in crops]
         for method in preds:
+            whole[method].update(box_scores(preds[method], eval_boxes, found.labels))
             metrics[method] = {"image": whole[method], "instances": [values[method] for values in inside]}
         if self.fid is not None:
             self.fid.update_real([truth])
@@ -345,10 +360,10 @@ def summarize(records: Sequence[ImageRecord], methods: Sequence[str], resamples:
     """``{"image" | "instance": {method: {metric: Summary}}}`` over the records."""
     summary: dict[str, dict] = {"image": {}, "instance": {}}
     for method in [*methods, GROUND_TRUTH]:
-        metric_names = ["colourfulness"] if method == GROUND_TRUTH else list(METRICS)
+        all_names = list(TRUTH_METRICS) if method == GROUND_TRUTH else list(METRICS)
         for level in ("image", "instance"):
             table = {}
-            for metric in metric_names:
+            for metric in all_names if level == "image" else [m for m in all_names if m not in IMAGE_ONLY_METRICS]:
                 if level == "image":
                     values = [r.metrics[method]["image"].get(metric, np.nan) for r in records]
                 else:

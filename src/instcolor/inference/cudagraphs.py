@@ -43,16 +43,24 @@ class GraphedNetworks:
         key = ("full", tuple(x.shape), x.dtype)
         return self._run(key, lambda inp: self.model.full(inp)[0], [x])
 
-    def fusion(self, full_input: torch.Tensor, crops: torch.Tensor, box_info: dict[int, torch.Tensor]) -> torch.Tensor:
+    def fusion(
+        self,
+        full_input: torch.Tensor,
+        crops: torch.Tensor,
+        box_info: dict[int, torch.Tensor],
+        crop_masks: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """ab ``(1, 2, S, S)`` of the fusion path (as :meth:`InstColorModel.forward`)."""
         grids = sorted(box_info)
         infos = [box_info[grid].to(full_input.device, non_blocking=True) for grid in grids]
-        key = ("fusion", tuple(full_input.shape), tuple(crops.shape), full_input.dtype, tuple(grids))
+        masked = crop_masks is not None
+        key = ("fusion", tuple(full_input.shape), tuple(crops.shape), full_input.dtype, tuple(grids), masked)
 
-        def run(full: torch.Tensor, crop_inputs: torch.Tensor, *placements: torch.Tensor) -> torch.Tensor:
-            return self.model(full, crop_inputs, dict(zip(grids, placements)))
+        def run(full: torch.Tensor, crop_inputs: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+            masks, placements = (rest[0], rest[1:]) if masked else (None, rest)
+            return self.model(full, crop_inputs, dict(zip(grids, placements)), masks)
 
-        return self._run(key, run, [full_input, crops, *infos])
+        return self._run(key, run, [full_input, crops, *([crop_masks] if masked else []), *infos])
 
     def _run(self, key: tuple, run: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor]) -> torch.Tensor:
         if key in self._eager:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -30,6 +30,7 @@ from PIL import Image
 from instcolor.color import denormalize_ab, join_lab, lightness, normalize_l
 from instcolor.color.compose import grey_levels, image_lightness, lab_to_image
 from instcolor.devices import resolve_device
+from instcolor.geometry import sanitize_boxes
 from instcolor.inference.preprocess import prepare
 from instcolor.inference.runtime import EAGER_FP32, RuntimeOptions, prepare_model
 from instcolor.inference.timing import StageTimer
@@ -40,6 +41,10 @@ from instcolor.models.weights.registry import resolve_weights_path
 from instcolor.models.weights.store import load_weights
 
 MODES = ("fusion", "full")
+#: ``masks=`` choices: use instance masks where there are any (given, or from the detector), or boxes only.
+MASK_CHOICES = ("auto", "none")
+#: A person silhouette covering less of its box than this is not trusted: the box is used instead.
+MIN_MASK_SHARE = 0.1
 
 
 @dataclass
@@ -100,6 +105,14 @@ class Colorizer:
         cuda_graphs: replay the networks as CUDA graphs, one per instance count (CUDA only).
         fast: False runs the plain eager float32 path (reference fusion, whole-image colour
             conversion); then ``precision`` must be fp32 and the other speed options are ignored.
+        fusion_rule: ``"reference"`` or ``"confined"`` (see :class:`instcolor.networks.ModelConfig`)
+            instead of the rule the weights were trained with (None).
+        masks: ``"auto"``: confine each instance to its mask where it has one (given with the
+            instances, or from the detector), else, for people, to the silhouette the
+            ``segmenter`` finds, and to its box elsewhere; ``"none"``: boxes only. Masks act
+            under the ``"confined"`` fusion rule only.
+        segmenter: person segmenter for ``masks="auto"`` (a
+            :class:`instcolor.detection.person_masks.PersonSegmenter`), or None.
 
     Attributes:
         timer: set a :class:`instcolor.inference.StageTimer` to get per-stage seconds in each result.
@@ -120,7 +133,16 @@ class Colorizer:
         fusion: str = "auto",
         cuda_graphs: bool = False,
         fast: bool = True,
+        fusion_rule: str | None = None,
+        masks: str = "auto",
+        segmenter=None,
     ) -> None:
+        if masks not in MASK_CHOICES:
+            raise ValueError(f"masks must be one of {MASK_CHOICES}, got {masks!r}")
+        if fusion_rule is not None:
+            model.set_fusion_rule(fusion_rule)
+        self.masks = masks
+        self.segmenter = segmenter
         self.device = resolve_device(device)
         self.detector = detector
         self.size = size or model.config.input_size
@@ -155,13 +177,15 @@ class Colorizer:
         channels_last: bool = True,
         compile: bool = False,
         fast: bool = True,
+        fusion_rule: str | None = None,
+        masks: str = "auto",
         **detector_options,
     ) -> Colorizer:
         """Load installed weights by name (``paper-coco``, ``starter``...) or from a file.
 
         Args:
             detector: ``"auto"``, ``"maskrcnn"``, ``"centernet"`` or ``None``/``"none"``.
-            precision, channels_last, compile, fast: see :class:`Colorizer`.
+            precision, channels_last, compile, fast, fusion_rule, masks: see :class:`Colorizer`.
             detector_options: passed to :func:`instcolor.detection.load_detector`
                 (``score_threshold``, ``max_instances``, ``classes``).
         """
@@ -172,9 +196,16 @@ class Colorizer:
             from instcolor.detection import load_detector
 
             det = load_detector(detector, device=str(device), **detector_options)
+        rule = fusion_rule or loaded.model.config.fusion_rule
+        segmenter = None
+        if masks == "auto" and rule == "confined":
+            from instcolor.detection.person_masks import PersonSegmenter
+
+            segmenter = PersonSegmenter(device=device)
         return cls(
             loaded.model, detector=det, device=device, metadata=loaded.metadata,
             precision=precision, channels_last=channels_last, compile=compile, fast=fast,
+            fusion_rule=fusion_rule, masks=masks, segmenter=segmenter,
         )  # fmt: skip
 
     def detect(self, decoded: DecodedImage, l_full: torch.Tensor | None = None) -> Instances:
@@ -190,12 +221,39 @@ class Colorizer:
 
         return self.detector(detection_image(decoded) if l_full is None else grey_image(grey_levels(l_full)))
 
+    @property
+    def uses_masks(self) -> bool:
+        """Whether instance masks change the result (``masks="auto"`` and the confined fusion rule)."""
+        return self.masks == "auto" and self.model.config.fusion_rule == "confined"
+
+    def add_person_masks(self, instances: Instances, l_full: torch.Tensor) -> Instances:
+        """``instances`` with masks: the segmenter's silhouette for each person, the box for the rest.
+
+        A silhouette that covers under :data:`MIN_MASK_SHARE` of its box (a missed or hidden
+        person) falls back to the box.
+        """
+        height, width = l_full.shape[-2:]
+        boxes = sanitize_boxes(instances.boxes, (width, height))
+        found = self.segmenter(grey_levels(l_full), instances.boxes, instances.labels)
+        masks = np.zeros((len(boxes), height, width), dtype=bool)
+        for i, ((x1, y1, x2, y2), soft) in enumerate(zip(boxes.tolist(), found)):
+            silhouette = None if soft is None else soft[y1:y2, x1:x2] >= 0.5
+            if silhouette is None or silhouette.mean() < MIN_MASK_SHARE:
+                masks[i, y1:y2, x1:x2] = True
+            else:
+                masks[i, y1:y2, x1:x2] = silhouette
+        return replace(instances, masks=masks)
+
     def _stage(self, name: str):
         return self.timer.stage(name) if self.timer is not None else contextlib.nullcontext()
 
     @torch.inference_mode()
     def predict_ab(
-        self, l_full: torch.Tensor, boxes: np.ndarray | None, mode: str = "fusion"
+        self,
+        l_full: torch.Tensor,
+        boxes: np.ndarray | None,
+        mode: str = "fusion",
+        masks: np.ndarray | None = None,
     ) -> tuple[torch.Tensor, str]:
         """Predict ab at full resolution.
 
@@ -203,6 +261,7 @@ class Colorizer:
             l_full: ``(1, 1, H, W)`` Lab lightness in ``[0, 100]``.
             boxes: ``(N, 4)`` boxes in original pixels, or None.
             mode: ``"fusion"`` (instance-aware; the full-image net when there is no box) or ``"full"``.
+            masks: ``(N, H, W)`` instance masks (used under the ``"confined"`` fusion rule), or None.
 
         Returns:
             ``((1, 2, H, W)`` float32 ab in Lab units, the mode that ran).
@@ -213,7 +272,10 @@ class Colorizer:
         with self._stage("upsample_convert"):
             l_full = l_full.to(self.device, torch.float32)
             placements_device = "cpu" if self.fast else None  # the fast path reads them without device syncs
-            inputs = prepare(normalize_l(l_full), boxes if mode == "fusion" else None, self.size, placements_device)
+            if mode != "fusion" or not self.uses_masks:
+                masks = None
+            boxes = boxes if mode == "fusion" else None
+            inputs = prepare(normalize_l(l_full), boxes, self.size, placements_device, masks=masks)
             full_input = runtime.network_inputs(inputs.full)
             crops = runtime.network_inputs(inputs.crops) if len(inputs.crops) else None
             box_info = inputs.box_info
@@ -221,7 +283,7 @@ class Colorizer:
             if crops is None:
                 ab_small, ran = runtime.run_full(full_input), "full"
             else:
-                ab_small, ran = runtime.run_fusion(full_input, crops, box_info), "fusion"
+                ab_small, ran = runtime.run_fusion(full_input, crops, box_info, inputs.crop_masks), "fusion"
         with self._stage("upsample_convert"):
             ab = F.interpolate(ab_small.float(), size=l_full.shape[-2:], mode="bilinear", align_corners=False)
         return denormalize_ab(ab), ran
@@ -262,9 +324,16 @@ class Colorizer:
             with self._stage("detect"):
                 instances = self.detect(decoded, l_full if self.fast else None) if mode == "fusion" else Instances()
             detector_name = getattr(self.detector, "name", None)
+        if (
+            mode == "fusion" and len(instances) and instances.masks is None and self.uses_masks
+            and self.segmenter is not None and any(label == "person" for label in instances.labels)
+        ):  # fmt: skip
+            with self._stage("detect"):
+                instances = self.add_person_masks(instances, l_full)
         alpha = decoded.alpha
         del decoded  # only L and alpha are needed from here
-        ab, ran = self.predict_ab(l_full, instances.boxes if len(instances) else None, mode)
+        has_boxes = len(instances) > 0
+        ab, ran = self.predict_ab(l_full, instances.boxes if has_boxes else None, mode, instances.masks)
         with self._stage("upsample_convert"):
             if self.fast:
                 colour = lab_to_image(l_full, ab, alpha)

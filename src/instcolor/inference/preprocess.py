@@ -45,12 +45,15 @@ class NetworkInputs:
         crops: ``(N, C, S, S)`` each box crop resized.
         boxes: ``(N, 4)`` int64 sanitized boxes in original pixels.
         box_info: ``{grid: (N, 6) int64 tensor}`` for the four fusion grids.
+        crop_masks: ``(N, 1, S, S)`` float32 in ``[0, 1]``, each instance's mask cropped to its
+            box and resized like the crops, or None when no mask was given.
     """
 
     full: torch.Tensor
     crops: torch.Tensor
     boxes: np.ndarray
     box_info: dict[int, torch.Tensor]
+    crop_masks: torch.Tensor | None = None
 
 
 def prepare(
@@ -58,6 +61,7 @@ def prepare(
     boxes: np.ndarray | None,
     size: int = 256,
     placements_device: torch.device | str | None = None,
+    masks: np.ndarray | torch.Tensor | None = None,
 ) -> NetworkInputs:
     """Resize a ``(1, C, H, W)`` image (any channels: L, or L+ab for training targets) and its boxes.
 
@@ -68,13 +72,28 @@ def prepare(
         placements_device: where ``box_info`` goes (default: the image's device). Placements only
             steer host-side slicing in some fusion strategies: on the CPU, reading them costs no
             device synchronisation.
+        masks: ``(N, H, W)`` instance masks (bool or float in ``[0, 1]``) at the image's resolution,
+            one per box, or None.
     """
     height, width = image.shape[-2:]
     boxes = sanitize_boxes(np.zeros((0, 4)) if boxes is None else boxes, (width, height))
     infos = box_infos(boxes, (width, height), fusion_grids(size))
+    crop_masks = None
+    if masks is not None and len(boxes):
+        masks = torch.as_tensor(np.asarray(masks) if not isinstance(masks, torch.Tensor) else masks)
+        if masks.shape != (len(boxes), height, width):
+            raise ValueError(f"expected {len(boxes)} masks of {height}x{width}, got {tuple(masks.shape)}")
+        crop_masks = torch.cat([
+            resize(masks[i, y1:y2, x1:x2][None, None].to(image.device, torch.float32), size)
+            for i, (x1, y1, x2, y2) in enumerate(boxes.tolist())
+        ])  # fmt: skip
+        empty = torch.nonzero(crop_masks.flatten(1).amax(dim=1) <= 0).flatten().tolist()
+        if empty:
+            raise ValueError(f"the mask of instance {empty[0] + 1} is empty inside its box")
     return NetworkInputs(
         full=resize(image, size),
         crops=crop_and_resize(image, boxes, size),
         boxes=boxes,
         box_info={grid: torch.from_numpy(info).to(placements_device or image.device) for grid, info in infos.items()},
+        crop_masks=crop_masks,
     )

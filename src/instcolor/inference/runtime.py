@@ -111,12 +111,18 @@ class PreparedModel:
         return self.graphs.full(full_input) if self.graphs is not None else self.model.full(full_input)[0]
 
     def run_fusion(
-        self, full_input: torch.Tensor, crops: torch.Tensor, box_info: dict[int, torch.Tensor]
+        self,
+        full_input: torch.Tensor,
+        crops: torch.Tensor,
+        box_info: dict[int, torch.Tensor],
+        crop_masks: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """ab of the fusion path for prepared inputs (:meth:`cast`)."""
+        """ab of the fusion path for prepared inputs (:meth:`cast`); ``crop_masks`` stay float32."""
+        if crop_masks is not None:
+            crop_masks = crop_masks.to(self.device, torch.float32)
         if self.graphs is not None:
-            return self.graphs.fusion(full_input, crops, box_info)
-        return self.model(full_input, crops, box_info)
+            return self.graphs.fusion(full_input, crops, box_info, crop_masks)
+        return self.model(full_input, crops, box_info, crop_masks)
 
     @property
     def dtype(self) -> torch.dtype:

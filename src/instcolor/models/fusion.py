@@ -40,7 +40,9 @@ class FusionLayer(nn.Module):
 
     The instance CNN runs on each crop's feature map at crop resolution; logits and features are
     bilinearly resized to the box on this grid and zero-padded; the background logit gets ``+1e5``
-    outside the union of boxes.
+    outside the union of boxes. With a ``support`` (the ``"confined"`` fusion rule, see
+    :class:`ModelConfig`) each instance's logit becomes ``logit + log(support)``, pasted the same
+    way: ``-inf`` outside its box or mask, so it takes no part in the softmax there.
 
     Three implementations give the same result (to float rounding), chosen by ``paste``:
 
@@ -68,6 +70,7 @@ class FusionLayer(nn.Module):
         instances: torch.Tensor,
         box_info: torch.Tensor,
         placement: GridPlacement | None = None,
+        support: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Fuse.
 
@@ -77,14 +80,18 @@ class FusionLayer(nn.Module):
             box_info: ``(N, 6)`` int placement of each box on this grid (:func:`geometry.box_info`);
                 ``"regions"`` reads it on the host: keep it on the CPU there.
             placement: the boxes' :class:`GridPlacement` for ``"gathered"`` (computed if None).
+            support: ``(N, 1, h, w)`` float in ``[0, 1]``, each instance's support at crop
+                resolution (``"confined"`` rule), or None for the reference rule.
 
         Returns:
             ``(1, C, s, s)`` fused feature map.
         """
         if self.paste == "regions":
-            return self._fuse_by_regions(background, instances, box_info)
+            return self._fuse_by_regions(background, instances, box_info, support)
         grid = background.shape[-2:]
         logits = self.instance_net(instances)
+        if support is not None:
+            logits = torch.cat([logits, support.to(logits.dtype)], dim=1)
         if self.paste == "gathered":
             if placement is None:
                 placement = GridPlacement.of(box_info, grid, instances.shape[-2:], background.device)
@@ -93,20 +100,30 @@ class FusionLayer(nn.Module):
         else:
             weights, features = paste_instances(logits, instances, box_info, grid)
             inside = weights.new_zeros(()) if len(box_info) == 0 else box_masks(box_info, grid, weights)
+        weights = weights.float() if support is None else confine(weights[:, :1], weights[:, 1:])
         bg_logit = self.background_net(background).float() + (1.0 - inside.float()) * BACKGROUND_OUTSIDE_BOXES
-        probs = torch.softmax(torch.cat([weights.float().transpose(0, 1), bg_logit], dim=1), dim=1).to(features.dtype)
+        probs = torch.softmax(torch.cat([weights.transpose(0, 1), bg_logit], dim=1), dim=1).to(features.dtype)
         fused = (probs[:, :-1].transpose(0, 1) * features).sum(dim=0, keepdim=True)
         return fused + probs[:, -1:] * background
 
     def _fuse_by_regions(
-        self, background: torch.Tensor, instances: torch.Tensor, box_info: torch.Tensor
+        self,
+        background: torch.Tensor,
+        instances: torch.Tensor,
+        box_info: torch.Tensor,
+        support: torch.Tensor | None,
     ) -> torch.Tensor:
         grid_h, grid_w = background.shape[-2:]
         boxes = box_info.tolist()
         logits = self.instance_net(instances).float() if boxes else None
-        all_logits = background.new_zeros((1, len(boxes) + 1, grid_h, grid_w), dtype=torch.float32)
+        if support is not None and boxes:
+            logits = torch.cat([logits, support.float()], dim=1)
+        outside = 0.0 if support is None else -torch.inf  # an instance's logit where it is not
+        all_logits = background.new_full((1, len(boxes) + 1, grid_h, grid_w), outside, dtype=torch.float32)
         for i, (left, _, top, _, width, height) in enumerate(boxes):
-            all_logits[:, i, top : top + height, left : left + width] = _resize(logits[i : i + 1], height, width)[:, 0]
+            resized = _resize(logits[i : i + 1], height, width)
+            logit = resized[:, 0] if support is None else confine(resized[:, :1], resized[:, 1:])[:, 0]
+            all_logits[:, i, top : top + height, left : left + width] = logit
         inside = union_mask(box_info, (grid_h, grid_w), background.device)
         bg_logit = self.background_net(background).float()
         all_logits[:, -1:] = torch.where(inside, bg_logit, bg_logit + BACKGROUND_OUTSIDE_BOXES)
@@ -116,6 +133,52 @@ class FusionLayer(nn.Module):
             region = (slice(None), slice(None), slice(top, top + height), slice(left, left + width))
             fused[region] += probs[:, i : i + 1][region] * _resize(instances[i : i + 1], height, width)
         return fused
+
+
+def confine(logits: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
+    """``logits + log(support)`` in float32: ``-inf`` where the support is 0 (no softmax weight there).
+
+    Multiplying an instance's softmax numerator by its support: where the support ramps down at a
+    box border the instance's weight fades out with it.
+    """
+    support = support.float()
+    return torch.where(support > 0, logits.float() + support.clamp_min(1e-30).log(), -torch.inf)
+
+
+def instance_supports(
+    crop_masks: torch.Tensor | None, count: int, size: int, feather: float, like: torch.Tensor
+) -> torch.Tensor:
+    """Where each instance may take part in fusion, at crop resolution: ``(N, 1, S, S)`` in ``[0, 1]``.
+
+    The box support ramps linearly from near 0 at the crop border to 1 at ``feather * S`` inside it
+    (a feathered box); a mask is softened over the same width and multiplied by it, so neither a box
+    edge nor a silhouette edge leaves a seam.
+
+    Args:
+        crop_masks: ``(N, 1, S, S)`` each instance's mask cropped to its box and resized, in
+            ``[0, 1]`` (an all-ones mask for an instance without one), or None (boxes only).
+        count: N, the number of instances.
+        size: S, the crop side.
+        feather: :attr:`ModelConfig.support_feather`.
+        like: a tensor whose device the supports go to (float32).
+    """
+    ramp_width = max(feather * size, 1.0)
+    centres = torch.arange(size, device=like.device, dtype=torch.float32) + 0.5
+    ramp = (torch.minimum(centres, size - centres) / ramp_width).clamp(max=1.0)
+    box = (ramp[:, None] * ramp[None, :])[None, None]
+    if crop_masks is None:
+        return box.expand(count, 1, size, size)
+    radius = max(int(round(ramp_width / 2)), 1)
+    soft = F.avg_pool2d(crop_masks.to(like.device, torch.float32), 2 * radius + 1, stride=1, padding=radius,
+                        count_include_pad=False)  # fmt: skip
+    return soft * box
+
+
+def support_at(supports: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Supports ``(N, 1, S, S)`` averaged down to a feature map's crop resolution ``(h, w)``."""
+    if tuple(supports.shape[-2:]) == tuple(size):
+        return supports
+    return F.interpolate(supports, size=tuple(size), mode="area")
 
 
 def _resize(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -176,6 +239,7 @@ def paste_instances_batched(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`paste_instances` for all instances at once: bilinear gathers, no loop over boxes."""
     n, channels, height, width = features.shape
+    k = logits.shape[1]
     grid_h, grid_w = int(grid_hw[0]), int(grid_hw[1])
     both = torch.cat([logits.to(features.dtype), features], dim=1)
     if placement is None:
@@ -183,13 +247,13 @@ def paste_instances_batched(
     r0, r1, u0, u1 = placement.rows
     c0, c1, v0, v1 = placement.cols
     dtype = both.dtype
-    expand_rows = (n, channels + 1, grid_h, width)
+    expand_rows = (n, channels + k, grid_h, width)
     rows = both.gather(2, r0[:, None, :, None].expand(expand_rows)) * u0[:, None, :, None].to(dtype)
     rows += both.gather(2, r1[:, None, :, None].expand(expand_rows)) * u1[:, None, :, None].to(dtype)
-    expand_cols = (n, channels + 1, grid_h, grid_w)
+    expand_cols = (n, channels + k, grid_h, grid_w)
     pasted = rows.gather(3, c0[:, None, None, :].expand(expand_cols)) * v0[:, None, None, :].to(dtype)
     pasted += rows.gather(3, c1[:, None, None, :].expand(expand_cols)) * v1[:, None, None, :].to(dtype)
-    return pasted[:, :1].to(logits.dtype), pasted[:, 1:]
+    return pasted[:, :k].to(logits.dtype), pasted[:, k:]
 
 
 def paste_instances(
@@ -197,17 +261,18 @@ def paste_instances(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Resize each crop's logit and feature map to its box and zero-pad it onto the grid.
 
-    Returns ``(N, 1, H, W)`` logits and ``(N, C, H, W)`` features on the ``grid_hw`` grid.
+    Returns ``(N, K, H, W)`` logits (K channels: the logit, and the support when given) and
+    ``(N, C, H, W)`` features on the ``grid_hw`` grid.
     """
-    n = features.shape[0]
+    n, k = features.shape[0], logits.shape[1]
     grid_h, grid_w = int(grid_hw[0]), int(grid_hw[1])
-    out_logits = logits.new_zeros((n, 1, grid_h, grid_w))
+    out_logits = logits.new_zeros((n, k, grid_h, grid_w))
     out_feats = features.new_zeros((n, features.shape[1], grid_h, grid_w))
     for i, (left, _, top, _, width, height) in enumerate(box_info.tolist()):
         both = torch.cat([logits[i : i + 1], features[i : i + 1]], dim=1)
         resized = F.interpolate(both, size=(height, width), mode="bilinear", align_corners=False)
-        out_logits[i, :, top : top + height, left : left + width] = resized[0, :1]
-        out_feats[i, :, top : top + height, left : left + width] = resized[0, 1:]
+        out_logits[i, :, top : top + height, left : left + width] = resized[0, :k]
+        out_feats[i, :, top : top + height, left : left + width] = resized[0, k:]
     return out_logits, out_feats
 
 
@@ -251,6 +316,7 @@ class FusionNet(nn.Module):
         full_input: torch.Tensor,
         instance_features: Mapping[str, torch.Tensor] | Iterator[tuple[str, torch.Tensor]],
         box_info: dict[int, torch.Tensor],
+        supports: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Fused ab ``(1, 2, S, S)`` for one image.
 
@@ -261,6 +327,8 @@ class FusionNet(nn.Module):
                 (:meth:`ColorizationBackbone.stages` of the crops), which keeps only one
                 layer's instance features alive; such a stream is closed when done.
             box_info: ``{grid: (N, 6)}`` box placements for the grids ``S, S/2, S/4, S/8``.
+            supports: ``(N, 1, S, S)`` instance supports (:func:`instance_supports`) for the
+                ``"confined"`` rule, or None (the reference rule).
         """
         size = full_input.shape[-1]
         if isinstance(instance_features, Mapping):
@@ -275,16 +343,25 @@ class FusionNet(nn.Module):
                 return torch.relu_(value) if name in RECTIFIED_INSTANCE_FEATURES else value
 
         placements: dict[tuple, GridPlacement] = {}  # shared by the layers of one grid
+        pooled_supports: dict[tuple, torch.Tensor] = {}  # likewise, per crop resolution
+
+        def support(instances: torch.Tensor) -> torch.Tensor | None:
+            if supports is None:
+                return None
+            key = tuple(instances.shape[-2:])
+            if key not in pooled_supports:
+                pooled_supports[key] = support_at(supports, key)
+            return pooled_supports[key]
 
         def fuse(name: str, value: torch.Tensor) -> torch.Tensor:
             grid = size // FEATURE_STRIDE[name]
             layer, instances = self.fusers[name], instance_feature(name)
             if layer.paste != "gathered":
-                return layer(value, instances, box_info[grid])
+                return layer(value, instances, box_info[grid], support=support(instances))
             key = (grid, tuple(instances.shape[-2:]))
             if key not in placements:
                 placements[key] = GridPlacement.of(box_info[grid], value.shape[-2:], instances.shape[-2:], value.device)
-            return layer(value, instances, box_info[grid], placements[key])
+            return layer(value, instances, box_info[grid], placements[key], support(instances))
 
         try:
             ab, _ = self.backbone(full_input, fuse=fuse)
@@ -293,6 +370,17 @@ class FusionNet(nn.Module):
                 instance_features.close()
         return ab
 
+    def supports(self, crop_masks: torch.Tensor | None, count: int, size: int, like: torch.Tensor) -> torch.Tensor | None:
+        """The instance supports this network's fusion rule uses (None for the reference rule).
+
+        Args:
+            crop_masks: ``(N, 1, S, S)`` masks cropped to each box, or None (boxes only).
+            count, size: N and S.
+            like: a tensor on the device the supports go to.
+        """
+        if self.config.fusion_rule == "reference":
+            return None
+        return instance_supports(crop_masks, count, size, self.config.support_feather, like)
 
 #: Crops per chunk at the full-resolution end of the streamed instance net on CPUs: less memory at
 #: the same speed (on GPUs the extra kernel launches would cost time, and memory is rarely short).

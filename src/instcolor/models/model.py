@@ -6,6 +6,8 @@ Module names differ from the reference (``weight_layer8_1`` -> ``fusers.conv8_up
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
@@ -30,6 +32,17 @@ class InstColorModel(nn.Module):
         self.fusion = FusionNet(config)
         self.fusion_strategy = "reference"
 
+    def set_fusion_rule(self, rule: str) -> InstColorModel:
+        """Use another fusion rule than the weights were trained with (see :class:`ModelConfig`).
+
+        ``"confined"`` on the paper's weights removes the dilution by other instances; the
+        reference rule is what reproduces the paper.
+        """
+        self.config = replace(self.config, fusion_rule=rule)
+        self.fusion.config = self.full.config = self.instance.config = self.config
+        self.fusion.backbone.config = self.config
+        return self
+
     def set_fusion_strategy(self, strategy: str) -> InstColorModel:
         """Choose how :meth:`forward` runs the fusion path; all give the same output (to ~1e-6).
 
@@ -49,16 +62,26 @@ class InstColorModel(nn.Module):
         return self
 
     def forward(
-        self, full_input: torch.Tensor, crop_inputs: torch.Tensor | None, box_info: dict[int, torch.Tensor] | None
+        self,
+        full_input: torch.Tensor,
+        crop_inputs: torch.Tensor | None,
+        box_info: dict[int, torch.Tensor] | None,
+        crop_masks: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """ab ``(1, 2, S, S)`` in ``[-1, 1]`` for one image and its N crops (``(N, 4, S, S)``)."""
+        """ab ``(1, 2, S, S)`` in ``[-1, 1]`` for one image and its N crops (``(N, 4, S, S)``).
+
+        ``crop_masks`` (``(N, 1, S, S)`` in ``[0, 1]``, each instance's mask cropped to its box;
+        all ones where an instance has none) confine instances to their silhouettes under the
+        ``"confined"`` fusion rule; the reference rule ignores them.
+        """
         if crop_inputs is None or len(crop_inputs) == 0:
             return self.full(full_input)[0]
+        supports = self.fusion.supports(crop_masks, len(crop_inputs), crop_inputs.shape[-1], full_input)
         if FUSION_STRATEGIES[self.fusion_strategy][0]:
             chunk = INSTANCE_CHUNK if crop_inputs.device.type == "cpu" else None
-            return self.fusion(full_input, self.instance.stages(crop_inputs, chunk=chunk), box_info)
+            return self.fusion(full_input, self.instance.stages(crop_inputs, chunk=chunk), box_info, supports)
         _, instance_features = self.instance(crop_inputs)
-        return self.fusion(full_input, instance_features, box_info)
+        return self.fusion(full_input, instance_features, box_info, supports)
 
 
 def network_input(lightness: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+from instcolor.models.config import FUSION_RULES
 from instcolor.models.weights.registry import resolve_weights_path
 from instcolor.models.weights.store import WeightsError, read_metadata
 from instcolor.training.data import (
@@ -30,6 +31,11 @@ STAGE_DEFAULTS: dict[str, dict[str, float | int]] = {
     "fusion": {"batch_size": 1, "lr": 5e-5, "epochs": 10, "decay_epochs": 20},
 }
 
+
+#: Stage 3 start: ``"background"`` re-initialises the fusion weight generators so that the
+#: full-image feature holds most of the weight (instance features earn theirs in training);
+#: ``"keep"`` keeps the ``init`` weights' generators (to fine-tune trained fusion weights).
+FUSION_INITS = ("background", "keep")
 
 #: Fields a resumed run may change: they do not alter the weights it ends with.
 RUNTIME_FIELDS = frozenset(
@@ -88,6 +94,8 @@ class TrainConfig:
     crop_scale_min: float = 0.5
     copy_backbones: bool = True
     fusion_head: bool = False
+    fusion_rule: str = "confined"
+    fusion_init: str = "background"
     precision: str = "fp32"
     compile: bool = False
     device: str = "auto"
@@ -126,6 +134,10 @@ class TrainConfig:
             raise ConfigError(f"size must be a positive multiple of 8, got {self.size}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.fusion_rule not in FUSION_RULES:
+            raise ConfigError(f"fusion_rule must be one of {', '.join(FUSION_RULES)}, got {self.fusion_rule!r}")
+        if self.fusion_init not in FUSION_INITS:
+            raise ConfigError(f"fusion_init must be one of {', '.join(FUSION_INITS)}, got {self.fusion_init!r}")
         if not 0.0 < self.crop_scale_min <= 1.0:
             raise ConfigError(f"crop_scale_min must be in (0, 1], got {self.crop_scale_min}")
         defaults = STAGE_DEFAULTS[self.stage]
@@ -191,7 +203,8 @@ def resume_config(run_dir: str | os.PathLike, overrides: dict | None = None) -> 
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise ConfigError(f"{run_dir}: not a training run (no {CONFIG_FILE}); nothing to resume")
-    saved = TrainConfig.from_dict(json.loads(path.read_text()))
+    # Runs saved before the fusion rule existed trained the reference rule from their init's generators.
+    saved = TrainConfig.from_dict({"fusion_rule": "reference", "fusion_init": "keep", **json.loads(path.read_text())})
     changed = {}
     for key, value in (overrides or {}).items():
         if value is None or key == "out":

@@ -32,7 +32,7 @@ from torchvision.transforms import RandomResizedCrop
 from instcolor.color import AB_SCALE, lightness, normalize_ab, normalize_l, rgb_to_grey, rgb_to_lab
 from instcolor.geometry import sanitize_boxes
 from instcolor.inference.preprocess import prepare
-from instcolor.instances import Instances, lookup_instances
+from instcolor.instances import Instances, lookup_instances, mask_to_rle, rle_to_mask
 from instcolor.io import atomic_write_bytes, decode_image, find_images
 from instcolor.models.model import network_input
 
@@ -69,17 +69,24 @@ NO_AUGMENTATION = Augmentation(flip=False, crop_scale=(1.0, 1.0))
 
 @dataclass
 class TrainingItem:
-    """One image of a training set and its boxes (``(N, 4)`` original pixels, maybe empty)."""
+    """One image of a training set and its boxes (``(N, 4)`` original pixels, maybe empty).
+
+    ``masks``: the boxes file's masks (run-length encoded, :func:`instcolor.instances.mask_to_rle`),
+    one per box, or None.
+    """
 
     path: str
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    masks: list[dict] | None = None
 
     def to_json(self) -> dict:
-        return {"path": self.path, "boxes": [[round(float(v), 3) for v in b] for b in self.boxes]}
+        data = {"path": self.path, "boxes": [[round(float(v), 3) for v in b] for b in self.boxes]}
+        return data if self.masks is None else {**data, "masks": self.masks}
 
     @classmethod
     def from_json(cls, data: dict) -> TrainingItem:
-        return cls(path=str(data["path"]), boxes=np.asarray(data["boxes"], np.float32).reshape(-1, 4))
+        boxes = np.asarray(data["boxes"], np.float32).reshape(-1, 4)
+        return cls(path=str(data["path"]), boxes=boxes, masks=data.get("masks"))
 
 
 def collect_items(
@@ -111,11 +118,12 @@ def collect_items(
         if found is None and stage != "full":
             missing += 1
             continue
-        boxes = found.top(max_instances).boxes if found is not None else np.zeros((0, 4), np.float32)
-        if stage != "full" and len(boxes) == 0:
+        kept = found.top(max_instances) if found is not None else Instances()
+        if stage != "full" and len(kept) == 0:
             without_boxes += 1
             continue
-        items.append(TrainingItem(path=str(path), boxes=boxes))
+        masks = None if kept.masks is None else [mask_to_rle(m) for m in kept.masks]
+        items.append(TrainingItem(path=str(path), boxes=kept.boxes, masks=masks))
     if missing:
         problems.append(f"{missing} image(s) have no entry in the boxes file and are left out")
     if without_boxes:
@@ -169,6 +177,7 @@ class Sample:
         crops: fusion stage only: ``(N, 4, S, S)`` network inputs of the N box crops.
         box_info: fusion stage only: ``{grid: (N, 6)}`` box placements.
         boxes: fusion stage only: ``(N, 4)`` boxes in pixels of the (augmented) image.
+        crop_masks: fusion stage only: ``(N, 1, S, S)`` masks cropped to the boxes, or None.
     """
 
     input: torch.Tensor
@@ -177,6 +186,7 @@ class Sample:
     crops: torch.Tensor | None = None
     box_info: dict[int, torch.Tensor] | None = None
     boxes: np.ndarray | None = None
+    crop_masks: torch.Tensor | None = None
 
 
 @dataclass
@@ -247,7 +257,8 @@ class ColorizationDataset(Dataset):
             choice = int(torch.randint(len(item.boxes), (1,), generator=generator))
             x1, y1, x2, y2 = _box_region(item.boxes[choice], rgb.shape[-2:])
             return self._single(self._augment(rgb[..., y1:y2, x1:x2], generator))
-        return self._fusion(rgb, item.boxes, generator)
+        masks = None if item.masks is None else np.stack([rle_to_mask(m) for m in item.masks])
+        return self._fusion(rgb, item.boxes, generator, masks)
 
     def _augment(self, rgb: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         window, flip = self._draw(rgb, generator)
@@ -279,16 +290,24 @@ class ColorizationDataset(Dataset):
         full = prepare(self._lab_stack(rgb), None, self.size).full
         return Sample(input=network_input(full[:, :1])[0], target=full[0, 1:], valid=self._is_colour(full[:, 1:]))
 
-    def _fusion(self, rgb: torch.Tensor, boxes: np.ndarray, generator: torch.Generator) -> Sample:
+    def _fusion(
+        self, rgb: torch.Tensor, boxes: np.ndarray, generator: torch.Generator, masks: np.ndarray | None = None
+    ) -> Sample:
         window, flip = self._draw(rgb, generator)
-        kept = transform_boxes(boxes, window, flip, self.augmentation.min_box_visible)
+        kept, index = transform_boxes(boxes, window, flip, self.augmentation.min_box_visible, with_index=True)
         if len(kept) == 0:  # the crop lost every box: keep the whole image, and the flip
             window = (0, 0, rgb.shape[-2], rgb.shape[-1])
-            kept = transform_boxes(boxes, window, flip, 0.0)
+            kept, index = transform_boxes(boxes, window, flip, 0.0, with_index=True)
         top, left, height, width = window
         rgb = rgb[..., top : top + height, left : left + width]
         rgb = rgb.flip(-1) if flip else rgb
-        prepared = prepare(self._lab_stack(rgb), kept, self.size)
+        if masks is not None:
+            masks = masks[index][:, top : top + height, left : left + width]
+            masks = np.ascontiguousarray(masks[:, :, ::-1] if flip else masks)
+            if not all(m[int(y1) : max(int(y2), int(y1) + 1), int(x1) : max(int(x2), int(x1) + 1)].any()
+                       for m, (x1, y1, x2, y2) in zip(masks, kept)):  # fmt: skip
+                masks = None  # a silhouette left its box in this crop: train on the boxes
+        prepared = prepare(self._lab_stack(rgb), kept, self.size, masks=masks)
         return Sample(
             input=network_input(prepared.full[:, :1])[0],
             target=prepared.full[0, 1:],
@@ -296,6 +315,7 @@ class ColorizationDataset(Dataset):
             crops=network_input(prepared.crops[:, :1]),
             box_info=prepared.box_info,
             boxes=prepared.boxes,
+            crop_masks=prepared.crop_masks,
         )
 
 
@@ -306,12 +326,13 @@ def _box_region(box: np.ndarray, image_hw: Sequence[int]) -> tuple[int, int, int
 
 
 def transform_boxes(
-    boxes: np.ndarray, window: tuple[int, int, int, int], flip: bool, min_visible: float
-) -> np.ndarray:
+    boxes: np.ndarray, window: tuple[int, int, int, int], flip: bool, min_visible: float, with_index: bool = False
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Move boxes into a crop window ``(top, left, height, width)`` and mirror them when flipped.
 
     Boxes are clipped to the window; a box keeps when the visible part has at least
-    ``min_visible`` of its area (and is not empty). Returns ``(M, 4)`` float32, M <= N.
+    ``min_visible`` of its area (and is not empty). Returns ``(M, 4)`` float32, M <= N (and, with
+    ``with_index``, the indices of the kept boxes).
     """
     top, left, height, width = window
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
@@ -324,7 +345,7 @@ def transform_boxes(
     moved = moved[keep]
     if flip:
         moved[:, [0, 2]] = width - moved[:, [2, 0]]
-    return moved.astype(np.float32)
+    return (moved.astype(np.float32), np.flatnonzero(keep)) if with_index else moved.astype(np.float32)
 
 
 class StepBatchSampler(Sampler[list[tuple[int, int]]]):

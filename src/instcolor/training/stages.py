@@ -101,6 +101,21 @@ def sync_fusion_backbone(model: InstColorModel) -> None:
     model.fusion.backbone.load_state_dict(model.full.state_dict())
 
 
+#: The background logit's starting bias under ``fusion_init="background"``: one instance starts
+#: with ``1 / (1 + e^2)``, about 12 %, of the weight inside its box.
+BACKGROUND_PRIOR = 2.0
+
+
+def initialise_fusers(model: InstColorModel, background_prior: float = BACKGROUND_PRIOR) -> None:
+    """Fresh fusion weight generators whose background logit starts ``background_prior`` higher."""
+    for layer in model.fusion.fusers.values():
+        for module in layer.modules():
+            if isinstance(module, nn.Conv2d):
+                module.reset_parameters()
+        last_conv = [m for m in layer.background_net if isinstance(m, nn.Conv2d)][-1]
+        nn.init.constant_(last_conv.bias, background_prior)
+
+
 def trainable_parameters(model: InstColorModel, stage: str, fusion_head: bool = False) -> list[nn.Parameter]:
     """The parameters a stage trains (``fusion_head``: also conv10 and the ab head of the fusion
     backbone, as the reference's ``train_model.py`` does; off by default, as the paper says)."""

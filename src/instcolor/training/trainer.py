@@ -83,6 +83,7 @@ from instcolor.training.distributed import DistributedContext, synchronize_batch
 from instcolor.training.stages import (
     apply_initial_state,
     colorization_loss_terms,
+    initialise_fusers,
     load_initial_state,
     lr_factor,
     set_stage_modes,
@@ -202,15 +203,18 @@ class _Trainer:
         return load_boxes_file(path)
 
     def _build_model(self) -> InstColorModel:
-        torch.manual_seed(self.config.seed)
-        model = InstColorModel(ModelConfig(width=self.config.width, input_size=self.config.size))
+        config = self.config
+        torch.manual_seed(config.seed)
+        model = InstColorModel(ModelConfig(width=config.width, input_size=config.size, fusion_rule=config.fusion_rule))
         if not self.resume:
-            if self.config.init:
-                apply_initial_state(model, load_initial_state(self.config.init, model.config))
-            if self.config.copy_backbones and self.config.stage == "instance":
+            if config.init:
+                apply_initial_state(model, load_initial_state(config.init, model.config))
+            if config.copy_backbones and config.stage == "instance":
                 model.instance.load_state_dict(model.full.state_dict())
-            if self.config.copy_backbones and self.config.stage == "fusion":
+            if config.copy_backbones and config.stage == "fusion":
                 sync_fusion_backbone(model)
+            if config.stage == "fusion" and config.fusion_init == "background":
+                initialise_fusers(model)
         return model
 
     def _progress(self) -> Progress:
@@ -412,11 +416,14 @@ class _Trainer:
             full_input = sample.input[None].to(self.device, self.dtype)
             target = sample.target[None].to(self.device, self.dtype)
             box_info = {grid: info.to(self.device) for grid, info in sample.box_info.items()}
+            crops = sample.crops.to(self.device, self.dtype)
+            crop_masks = None if sample.crop_masks is None else sample.crop_masks.to(self.device)
+            supports = self.model.fusion.supports(crop_masks, len(crops), crops.shape[-1], full_input)
             with no_sync:
                 with torch.no_grad(), self._autocast():
-                    _, instance_features = self.model.instance(sample.crops.to(self.device, self.dtype))
+                    _, instance_features = self.model.instance(crops)
                 with self._autocast():
-                    pred = self.net(full_input, instance_features, box_info)
+                    pred = self.net(full_input, instance_features, box_info, supports)
                 term = colorization_loss_terms(pred, target)[0] * valid[i]
                 self.scaler.scale(term * scale).backward()
             loss_sum += float(term.detach())
