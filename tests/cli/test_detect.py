@@ -190,7 +190,16 @@ def test_embedded_centernet_finds_the_astronaut(tmp_path):
     assert "detector: centernet" in result.output
     found = load_boxes_file(tmp_path / "b.json")["astronaut.png"]
     assert "person" in found.labels and 1 <= len(found) <= 8
-    assert (found.scores >= CenterNetDetector.default_score_threshold).all() and found.masks is None
+    assert (found.scores >= CenterNetDetector.default_score_threshold).all()
+    # --masks auto (default): the person gets her silhouette from the embedded segmenter, inside her box
+    person = found.labels.index("person")
+    x1, y1, x2, y2 = found.boxes[person].astype(int)
+    share = found.masks[person][y1:y2, x1:x2].mean()
+    assert 0.05 < share < 0.95 and not found.masks[person][:, x2 + 2 :].any()
+    assert found.masks[person][110:140, 200:240].all()  # her face (the segmenter misses most of the suit)
+    result = runner.invoke(app, args + ["--device", "cpu", "--masks", "none", "-o", str(tmp_path / "n.json")])
+    assert result.exit_code == 0, result.output
+    assert load_boxes_file(tmp_path / "n.json")["astronaut.png"].masks is None
     person = found.boxes[found.labels.index("person")]
     assert person[2] - person[0] > 100 and person[3] - person[1] > 150  # she fills much of the 512 x 512 frame
     assert (tmp_path / "drawn" / "astronaut.png").is_file()

@@ -26,6 +26,28 @@ class Mode(str, Enum):
     full = "full"
 
 
+class FusionRuleChoice(str, Enum):
+    auto = "auto"
+    reference = "reference"
+    confined = "confined"
+
+
+class MasksChoice(str, Enum):
+    auto = "auto"
+    none = "none"
+
+
+#: Help shared by the commands that colorize.
+FUSION_RULE_HELP = (
+    "auto: the rule the weights were trained with; confined: each instance only inside its box or mask "
+    "(no casts from other instances); reference: the paper's softmax"
+)
+MASKS_HELP = (
+    "auto: confine instances to their masks (from the boxes file or Mask R-CNN, else person silhouettes "
+    "from the embedded segmenter), boxes elsewhere; none: boxes only (confined rule only)"
+)
+
+
 class PrecisionChoice(str, Enum):
     auto = "auto"
     fp32 = "fp32"
@@ -95,6 +117,8 @@ def colorize(
         "int8 (CPUs with VNNI/AMX); auto: the fastest accurate one here, measured once and cached",
     ),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the networks (slow first image)"),
+    fusion_rule: FusionRuleChoice = typer.Option(FusionRuleChoice.auto, help=FUSION_RULE_HELP),
+    masks: MasksChoice = typer.Option(MasksChoice.auto, help=MASKS_HELP),
 ) -> None:
     """Colorize grey photos; results are written at the input's full resolution."""
     from instcolor.inference.overlap import Job, colorize_files
@@ -128,6 +152,8 @@ def colorize(
             max_instances=max_instances,
             precision=precision.value,
             compile=compile,
+            fusion_rule=None if fusion_rule is FusionRuleChoice.auto else fusion_rule.value,
+            masks=masks.value,
         )
     except (WeightsError, ValueError, RuntimeError) as err:
         raise fail(str(err)) from None

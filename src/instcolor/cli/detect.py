@@ -98,17 +98,31 @@ def detect(
     ),
     max_instances: int = typer.Option(8, min=0, help="most instances per image, highest scores first (0: no cap)"),
     classes: str | None = typer.Option(None, help="only these COCO classes, comma separated (person,cup)"),
-    draw: Path | None = typer.Option(None, help="also write each image with its labelled boxes into this folder"),
+    draw: Path | None = typer.Option(
+        None, help="also write each image with its labelled boxes (and masks) into this folder"
+    ),
+    masks: str = typer.Option(
+        "auto",
+        help="auto: keep the detector's masks, else add person silhouettes from the embedded segmenter "
+        "(the box for other classes); none: boxes only",
+    ),
     device: DeviceName = typer.Option(DeviceName.auto, help="where the detector runs"),
 ) -> None:
     """Detect instances on the grey version of each image (as the paper) and write a boxes file.
 
     Keys are image file names; masks are stored as run-length encoding when the detector gives them.
     """
+    from dataclasses import replace
+
+    import numpy as np
+
     from instcolor.detection import check_class_names, detection_image, load_detector
+    from instcolor.detection.person_masks import PersonSegmenter, with_person_masks
     from instcolor.instances import save_boxes_file
     from instcolor.io import decode_image, find_images, save_image, to_pil
 
+    if masks not in ("auto", "none"):
+        raise fail(f"--masks must be auto or none, got {masks!r}", EXIT_USAGE)
     class_names = None
     if classes is not None:
         try:
@@ -133,6 +147,7 @@ def detect(
     except Exception as err:  # missing weights, no network, CUDA asked for but absent
         raise fail(f"cannot load the {detector.value} detector: {err}") from None
     console.print(f"detector: {model.name} (score >= {model.filter.score_threshold:g})", highlight=False)
+    segmenter = PersonSegmenter(device="cpu") if masks == "auto" else None
 
     keys = boxes_file_keys(paths)
     drawings = drawing_paths(keys, draw) if draw is not None else {}
@@ -144,7 +159,12 @@ def detect(
         for path in paths:
             try:
                 decoded = decode_image(path)
-                instances = model(detection_image(decoded))
+                grey = detection_image(decoded)
+                instances = model(grey)
+                if segmenter is not None and instances.masks is None and "person" in instances.labels:
+                    instances = with_person_masks(instances, np.asarray(grey)[..., 0], segmenter)
+                elif masks == "none" and instances.masks is not None:
+                    instances = replace(instances, masks=None)
                 if draw is not None:
                     drawn = draw_instances(to_pil(decoded.rgb), instances)
                     save_image(drawn, drawings[path])

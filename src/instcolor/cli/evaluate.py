@@ -15,7 +15,14 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from instcolor.cli.app import EXIT_INPUT_FAILED, EXIT_USAGE, app, console, fail
-from instcolor.cli.colorize import DetectorChoice, choose_weights
+from instcolor.cli.colorize import (
+    FUSION_RULE_HELP,
+    MASKS_HELP,
+    DetectorChoice,
+    FusionRuleChoice,
+    MasksChoice,
+    choose_weights,
+)
 
 #: The names of :data:`instcolor.evaluation.datasets.DATASETS` (a test keeps them equal), without importing it.
 DATASET_NAMES = ("imagenet-ctest10k", "cocostuff-val", "places205-val")
@@ -65,6 +72,8 @@ def evaluate(
     bootstrap: int = typer.Option(1000, help="bootstrap resamples for the 95% intervals"),
     seed: int = typer.Option(0, help="bootstrap seed"),
     preview: int = typer.Option(16, help="images shown in the contact sheet"),
+    fusion_rule: FusionRuleChoice = typer.Option(FusionRuleChoice.auto, help=FUSION_RULE_HELP),
+    masks: MasksChoice = typer.Option(MasksChoice.auto, help=MASKS_HELP),
 ) -> None:
     """Measure PSNR, SSIM, LPIPS, colourfulness and a Fréchet distance on colour photos.
 
@@ -126,8 +135,10 @@ def evaluate(
             detector=None if box_entries is not None else detector.value,
             score_threshold=score_threshold,
             max_instances=max_instances,
+            fusion_rule=None if fusion_rule is FusionRuleChoice.auto else fusion_rule.value,
+            masks=masks.value,
         )
-        second = Colorizer.from_pretrained(compare, device=device, detector=None) if compare else None
+        second = Colorizer.from_pretrained(compare, device=device, detector=None, masks=masks.value) if compare else None
     except (WeightsError, ValueError, OSError) as err:
         raise fail(str(err)) from None
     if colorizer.detector is not None:

@@ -45,7 +45,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -58,6 +58,8 @@ from torch import nn
 
 from instcolor.detection.centernet import Conv2dSame, HardSwish
 from instcolor.detection.tfjs import GraphNode, TFJSGraphModel, find_model_json, load_graph_model
+from instcolor.geometry import sanitize_boxes
+from instcolor.instances import Instances
 from instcolor.io import atomic_write_bytes
 
 __all__ = [
@@ -68,9 +70,11 @@ __all__ = [
     "SegmenterBlock",
     "SelfieConfig",
     "SelfieSegmentation",
+    "MIN_MASK_SHARE",
     "box_taper",
     "convert_person_segmenter",
     "crop_squares",
+    "with_person_masks",
     "default_weights_path",
     "graph_state_dict",
     "load_person_segmenter",
@@ -798,3 +802,36 @@ def person_masks(
             _DEFAULT = PersonSegmenter()
         segmenter = _DEFAULT
     return segmenter(grey, boxes, labels)
+
+
+#: A person silhouette covering less of its box than this is not trusted: the box is used instead.
+MIN_MASK_SHARE = 0.1
+
+
+def with_person_masks(
+    instances: Instances, grey: np.ndarray, segmenter: PersonSegmenter | None = None
+) -> Instances:
+    """``instances`` with a mask for every instance: the silhouette of each person, the box for the rest.
+
+    Silhouettes are thresholded at probability 0.5 and cut to their box; one that covers less than
+    :data:`MIN_MASK_SHARE` of its box (a missed, hidden or tiny person) falls back to the box.
+
+    Args:
+        instances: boxes in pixels of ``grey``, with labels.
+        grey: ``(H, W)`` uint8 grey image.
+        segmenter: the loaded network; None loads the embedded one once.
+
+    Returns:
+        A copy with ``masks`` ``(N, H, W)`` bool.
+    """
+    height, width = grey.shape[:2]
+    boxes = sanitize_boxes(instances.boxes, (width, height))
+    found = person_masks(grey, instances.boxes, instances.labels, segmenter=segmenter)
+    masks = np.zeros((len(boxes), height, width), dtype=bool)
+    for i, ((x1, y1, x2, y2), soft) in enumerate(zip(boxes.tolist(), found)):
+        silhouette = None if soft is None else soft[y1:y2, x1:x2] >= 0.5
+        if silhouette is None or silhouette.mean() < MIN_MASK_SHARE:
+            masks[i, y1:y2, x1:x2] = True
+        else:
+            masks[i, y1:y2, x1:x2] = silhouette
+    return replace(instances, masks=masks)

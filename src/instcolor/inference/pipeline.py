@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -30,7 +30,6 @@ from PIL import Image
 from instcolor.color import denormalize_ab, join_lab, lightness, normalize_l
 from instcolor.color.compose import grey_levels, image_lightness, lab_to_image
 from instcolor.devices import resolve_device
-from instcolor.geometry import sanitize_boxes
 from instcolor.inference.preprocess import prepare
 from instcolor.inference.runtime import EAGER_FP32, RuntimeOptions, prepare_model
 from instcolor.inference.timing import StageTimer
@@ -43,8 +42,6 @@ from instcolor.models.weights.store import load_weights
 MODES = ("fusion", "full")
 #: ``masks=`` choices: use instance masks where there are any (given, or from the detector), or boxes only.
 MASK_CHOICES = ("auto", "none")
-#: A person silhouette covering less of its box than this is not trusted: the box is used instead.
-MIN_MASK_SHARE = 0.1
 
 
 @dataclass
@@ -226,24 +223,6 @@ class Colorizer:
         """Whether instance masks change the result (``masks="auto"`` and the confined fusion rule)."""
         return self.masks == "auto" and self.model.config.fusion_rule == "confined"
 
-    def add_person_masks(self, instances: Instances, l_full: torch.Tensor) -> Instances:
-        """``instances`` with masks: the segmenter's silhouette for each person, the box for the rest.
-
-        A silhouette that covers under :data:`MIN_MASK_SHARE` of its box (a missed or hidden
-        person) falls back to the box.
-        """
-        height, width = l_full.shape[-2:]
-        boxes = sanitize_boxes(instances.boxes, (width, height))
-        found = self.segmenter(grey_levels(l_full), instances.boxes, instances.labels)
-        masks = np.zeros((len(boxes), height, width), dtype=bool)
-        for i, ((x1, y1, x2, y2), soft) in enumerate(zip(boxes.tolist(), found)):
-            silhouette = None if soft is None else soft[y1:y2, x1:x2] >= 0.5
-            if silhouette is None or silhouette.mean() < MIN_MASK_SHARE:
-                masks[i, y1:y2, x1:x2] = True
-            else:
-                masks[i, y1:y2, x1:x2] = silhouette
-        return replace(instances, masks=masks)
-
     def _stage(self, name: str):
         return self.timer.stage(name) if self.timer is not None else contextlib.nullcontext()
 
@@ -328,8 +307,10 @@ class Colorizer:
             mode == "fusion" and len(instances) and instances.masks is None and self.uses_masks
             and self.segmenter is not None and any(label == "person" for label in instances.labels)
         ):  # fmt: skip
+            from instcolor.detection.person_masks import with_person_masks
+
             with self._stage("detect"):
-                instances = self.add_person_masks(instances, l_full)
+                instances = with_person_masks(instances, grey_levels(l_full), self.segmenter)
         alpha = decoded.alpha
         del decoded  # only L and alpha are needed from here
         has_boxes = len(instances) > 0
