@@ -36,7 +36,7 @@ import json
 import os
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -169,6 +169,8 @@ class _Trainer:
             instances = load_boxes_file(self.config.boxes)
         elif self.config.stage != "full":
             instances = self._detect_boxes()
+        if instances is not None and not (self.config.stage == "fusion" and self.config.fusion_masks):
+            instances = {name: replace(found, masks=None) for name, found in instances.items()}
         items, problems = collect_items(self.config.data, self.config.stage, instances, self.config.max_instances)
         if self.context.is_main:
             for problem in problems:
