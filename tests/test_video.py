@@ -184,9 +184,10 @@ def test_bad_videos_give_one_line_and_no_output(tmp_path):
     with av.open(str(tmp_path / "empty.mkv"), mode="w") as container:  # a video stream, no frames
         video = container.add_stream("mpeg4", rate=12)
         video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        container.start_encoding()
     write_grey_clip(tmp_path / "whole.mkv", frames=30, with_audio=False)
     data = (tmp_path / "whole.mkv").read_bytes()
-    (tmp_path / "cut.mkv").write_bytes(data[: len(data) // 3])
+    (tmp_path / "cut.mkv").write_bytes(data[: len(data) * 2 // 3])
     cases = {"audio.m4a": "no video stream", "empty.mkv": "no frames|cannot read", "cut.mkv": "cut short|damaged"}
     for name, message in cases.items():
         with pytest.raises(VideoError, match=message) as err:

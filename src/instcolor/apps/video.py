@@ -419,9 +419,10 @@ def colorize_video(
         if index == 0:
             shutil.rmtree(partial, ignore_errors=True)
             raise VideoError(f"{source}: the video has no frames")
-        if max_frames is None and in_video.frames and index < in_video.frames * 0.9:
+        expected = in_video.frames or (round(reader.duration / 1e6 * float(rate)) if reader.duration else 0)
+        if max_frames is None and expected and index < expected * 0.9 - 1:
             shutil.rmtree(partial, ignore_errors=True)
-            raise VideoError(f"{source}: the file is cut short ({index} of {in_video.frames} frames decoded)")
+            raise VideoError(f"{source}: the file is cut short ({index} of {expected} frames decoded)")
         seconds = time.perf_counter() - start
         _join(partial, chunks, source, target, rate)
     shutil.rmtree(partial, ignore_errors=True)
