@@ -15,6 +15,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.markup import escape
 from rich.text import Text
 
 from instcolor.cli.app import EXIT_INPUT_FAILED, EXIT_USAGE, app, console, fail
@@ -151,7 +152,7 @@ def colorize(
         from instcolor.inference.ray_engine import INSTALL_HINT, ray_available
 
         if not ray_available():
-            raise fail(INSTALL_HINT, EXIT_USAGE)
+            raise fail(escape(INSTALL_HINT), EXIT_USAGE)
     elif address is not None or workers is not None or cpus_per_worker is not None or gpus_per_worker:
         raise fail("--address, --workers, --cpus-per-worker and --gpus-per-worker need --engine ray", EXIT_USAGE)
     try:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -40,11 +41,9 @@ INSTALL_HINT = "the Ray engine needs Ray: pip install 'instcolor[ray]' (or pip i
 
 
 def ray_available() -> bool:
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    import importlib.util
+
+    return importlib.util.find_spec("ray") is not None
 
 
 @dataclass
@@ -151,12 +150,27 @@ def connect(options: RayOptions, log: Callable[[str], None] = print) -> bool:
     if not options.address:  # the store holds the weights and small records only
         init.setdefault("object_store_memory", OBJECT_STORE_BYTES)
     if options.address:
+        _keep_loopback(options.address)
         ray.init(address=options.address, **init)
         log(f"ray: connected to {options.address}")
     else:  # a private local Ray, listening on the loopback interface only
         ray.init(address="local", _node_ip_address="127.0.0.1", **init)
         log("ray: started a local Ray on 127.0.0.1")
     return True
+
+
+def _keep_loopback(address: str) -> None:
+    """Let a driver reach a cluster bound to 127.0.0.1 (``ray start --node-ip-address 127.0.0.1``).
+
+    Ray rewrites a loopback address into this machine's network address before connecting, which
+    such a cluster does not listen on; with the flag below (what Ray does on macOS and Windows) it
+    keeps the loopback address.
+    """
+    host = address.split("://")[-1].rsplit(":", 1)[0].strip("[]")
+    if host in ("127.0.0.1", "localhost", "::1"):
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = False
 
 
 def plan_workers(options: RayOptions, resources: dict) -> tuple[int, float]:
@@ -217,10 +231,13 @@ def run_ray(
             on_start(infos)
         queue = deque((a.job, a.attempt) for a in attempts)
         inflight: dict = {}  # ref -> (job, attempt, actor index)
+        probes: dict = {}  # ref of info() on a restarting actor -> actor index
         load = [0] * workers
         counts: Counter = Counter()
 
         def submit(index: int) -> None:
+            if index in probes.values():  # restarting: wait for it to answer first
+                return
             while queue and load[index] < options.in_flight:
                 job, attempt = queue.popleft()
                 ref = actors[index].colorize.remote(job, attempt)
@@ -229,9 +246,19 @@ def run_ray(
 
         for index in range(workers):
             submit(index)
-        while inflight:
-            ready, _ = ray.wait(list(inflight), num_returns=1)
+        while inflight or (queue and probes):
+            ready, _ = ray.wait([*inflight, *probes], num_returns=1)
             for ref in ready:
+                if ref in probes:  # a lost worker's replacement: in service once it answers
+                    index = probes.pop(ref)
+                    try:
+                        infos[index] = ray.get(ref)
+                        log(f"ray: worker {infos[index]['worker']} replaces the lost one")
+                    except RayActorError:
+                        time.sleep(0.2)
+                        probes[actors[index].info.remote()] = index
+                    submit(index)
+                    continue
                 job, attempt, index = inflight.pop(ref)
                 load[index] -= 1
                 try:
@@ -248,6 +275,8 @@ def run_ray(
                         + ("" if last else f"; retrying (attempt {attempt + 1})"))  # fmt: skip
                     if not last:
                         queue.appendleft((job, attempt + 1))
+                    if index not in probes.values():  # Ray restarts it; use it again once it answers
+                        probes[actors[index].info.remote()] = index
                 counts[record.worker or "?"] += record.status == "done"
                 yield record
                 submit(index)
