@@ -48,6 +48,8 @@ class Done:
     target: Path | None = None
     error: BaseException | None = None
     seconds: float = 0.0
+    detector: str | None = None  # the detector that ran (None: boxes given, or detection off)
+    instances: int | None = None  # how many instances the result used
 
 
 def output_target(target: Path, mode: str) -> Path:
@@ -96,7 +98,9 @@ def colorize_files(
             start = time.perf_counter()
             try:
                 result = colorizer(job.source, job.instances, mode=mode)
-                yield Done(job, _write(result.image, job.target), seconds=time.perf_counter() - start)
+                yield Done(
+                    job, _write(result.image, job.target), seconds=time.perf_counter() - start, **_about(result)
+                )
             except Exception as err:  # one bad file must not stop a folder run
                 yield Done(job, error=err, seconds=time.perf_counter() - start)
         return
@@ -104,7 +108,7 @@ def colorize_files(
         reads: dict[int, Future] = {}
         if jobs:
             reads[0] = pool.submit(decode_image, jobs[0].source)
-        writing: tuple[Job, Future, float] | None = None
+        writing: tuple[Job, Future, float, dict] | None = None
         for index, job in enumerate(jobs):
             start = time.perf_counter()
             if index + 1 < len(jobs):
@@ -121,14 +125,19 @@ def colorize_files(
             if done is not None:
                 yield done
             else:
-                writing = (job, pool.submit(_write, result.image, job.target), start)
+                writing = (job, pool.submit(_write, result.image, job.target), start, _about(result))
                 del result
         if writing is not None:
             yield _finish(*writing)
 
 
-def _finish(job: Job, write: Future, start: float) -> Done:
+def _about(result) -> dict:
+    instances = getattr(result, "instances", None)
+    return {"detector": getattr(result, "detector", None), "instances": None if instances is None else len(instances)}
+
+
+def _finish(job: Job, write: Future, start: float, about: dict) -> Done:
     try:
-        return Done(job, write.result(), seconds=time.perf_counter() - start)
+        return Done(job, write.result(), seconds=time.perf_counter() - start, **about)
     except Exception as err:
         return Done(job, error=err, seconds=time.perf_counter() - start)
