@@ -56,17 +56,33 @@ class PrecisionChoice(str, Enum):
     int8 = "int8"
 
 
-def plan_outputs(inputs: list[str], out_dir: Path) -> tuple[list[tuple[Path, Path]], list[str]]:
+class ColourInput(str, Enum):
+    grey = "grey"
+    keep_chroma = "keep-chroma"
+    skip = "skip"
+
+
+COLOUR_INPUT_HELP = (
+    "an input that already has colour: grey (colorize its lightness, with a note), keep-chroma (keep its "
+    "own colour where it has some), skip (leave it out)"
+)
+
+
+def plan_outputs(
+    inputs: list[str], out_dir: Path, skipped: list[str] | None = None
+) -> tuple[list[tuple[Path, Path]], list[str]]:
     """Pair every input image with its output path.
 
-    Folders keep their inner structure under ``out_dir``; files and globs go flat into it.
+    Folders keep their inner structure under ``out_dir``; files and globs go flat into it. Nothing
+    inside ``out_dir`` is ever read (an output folder inside an input folder); ``skipped`` gets a
+    line for what was left out that way, and for broken symlinks and symlink loops.
 
     Returns:
         ``(pairs, problems)``: ``(input, output)`` pairs and one message per input that failed.
     """
     from instcolor.io import walk_inputs
 
-    found, problems = walk_inputs(inputs)
+    found, problems = walk_inputs(inputs, exclude=out_dir, skipped=skipped)
     pairs = [(source, out_dir / relative) for source, relative in found]
     planned: list[tuple[Path, Path]] = []
     inputs_resolved = {p.resolve() for p, _ in pairs}
@@ -119,30 +135,50 @@ def colorize(
     compile: bool = typer.Option(False, "--compile", help="torch.compile the networks (slow first image)"),
     fusion_rule: FusionRuleChoice = typer.Option(FusionRuleChoice.auto, help=FUSION_RULE_HELP),
     masks: MasksChoice = typer.Option(MasksChoice.auto, help=MASKS_HELP),
+    colour_input: ColourInput = typer.Option(ColourInput.grey, help=COLOUR_INPUT_HELP),
 ) -> None:
     """Colorize grey photos; results are written at the input's full resolution."""
-    from instcolor.inference.overlap import Job, colorize_files
-    from instcolor.inference.pipeline import Colorizer, resolve_device
-    from instcolor.inference.runtime import check_precision
-    from instcolor.instances import load_boxes_file, lookup_instances
-    from instcolor.models.weights.store import WeightsError
+    import time
 
+    from instcolor.cli.inputs import prepare_output_folder, read_boxes, sigterm_as_interrupt
+
+    from instcolor.inference.pipeline import resolve_device
+    from instcolor.inference.runtime import check_precision
+
+    started = time.time()
     try:
         if precision is not PrecisionChoice.auto:
             check_precision(precision.value, resolve_device(device))
     except ValueError as err:
         raise fail(str(err), EXIT_USAGE) from None
-    box_entries = {}
-    if boxes is not None:
-        try:
-            box_entries = load_boxes_file(boxes)
-        except (OSError, ValueError) as err:
-            raise fail(f"cannot read boxes file: {err}", EXIT_USAGE) from None
-    pairs, problems = plan_outputs(inputs, output)
+    prepare_output_folder(output, started)  # before any computing: a file, or a folder we cannot write
+    box_entries = read_boxes(boxes) if boxes is not None else None
+    skipped: list[str] = []
+    pairs, problems = plan_outputs(inputs, output, skipped)
+    for line in skipped:
+        console.print(f"[yellow]skipped:[/] {line}", highlight=False)
     for problem in problems:
         console.print(f"[red]failed:[/] {problem}", highlight=False)
     if not pairs:
         raise typer.Exit(EXIT_INPUT_FAILED)
+    with sigterm_as_interrupt():
+        _colorize_pairs(
+            pairs, problems, output, box_entries, boxes, weights=weights, device=device, detector=detector,
+            mode=mode, score_threshold=score_threshold, max_instances=max_instances, precision=precision,
+            compile=compile, fusion_rule=fusion_rule, masks=masks, colour_input=colour_input,
+        )  # fmt: skip
+
+
+def _colorize_pairs(
+    pairs, problems, output, box_entries, boxes, *, weights, device, detector, mode, score_threshold,
+    max_instances, precision, compile, fusion_rule, masks, colour_input,
+) -> None:  # fmt: skip
+    from instcolor.cli.inputs import given_instances
+    from instcolor.inference.overlap import Job, colorize_files
+    from instcolor.inference.pipeline import Colorizer, InputSkipped
+    from instcolor.io import frame_count
+    from instcolor.models.weights.store import WeightsError
+
     try:
         colorizer = Colorizer.from_pretrained(
             choose_weights(weights),
@@ -154,34 +190,61 @@ def colorize(
             compile=compile,
             fusion_rule=None if fusion_rule is FusionRuleChoice.auto else fusion_rule.value,
             masks=masks.value,
+            colour_input=colour_input.value,
         )
     except (WeightsError, ValueError, RuntimeError) as err:
         raise fail(str(err)) from None
-    if colorizer.detector is not None:
-        console.print(f"detector: {colorizer.detector.name}", highlight=False)
     if precision is PrecisionChoice.auto:
         console.print(f"precision: {colorizer.precision}", highlight=False)
     failures = len(problems)
     jobs: list[Job] = []
+    notes: dict[Path, list[str]] = {}
     for source, target in pairs:
+        notes[source] = []
         try:
             relative = target.relative_to(output).with_suffix(source.suffix)
-            given = lookup_instances(box_entries, source, relative) if box_entries else None
+            given = given_instances(box_entries, source, relative, max_instances, notes[source]) if box_entries else None
         except Exception as err:
             failures += 1
             console.print(f"[red]failed:[/] {source}: {err}", highlight=False)
             continue
+        frames = frame_count(source)
+        if frames > 1:
+            notes[source].append(f"has {frames} frames or pages; only the first is colorized")
         jobs.append(Job(source, target, given))
+    _print_instance_source(colorizer, jobs, boxes)
+    skipped = 0
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("colorizing", total=len(pairs))
         progress.advance(task, len(pairs) - len(jobs))
         # the next image is decoded and the previous one written while the networks run
         for done in colorize_files(colorizer, jobs, mode=mode.value):
-            if done.error is not None:  # one bad file must not stop a folder run
+            for note in notes.get(done.job.source, []) + done.notes:
+                progress.console.print(f"[yellow]note:[/] {done.job.source}: {note}", highlight=False)
+            if isinstance(done.error, InputSkipped):
+                skipped += 1
+                progress.console.print(f"[yellow]skipped:[/] {done.job.source}: {done.error}", highlight=False)
+            elif done.error is not None:  # one bad file must not stop a folder run
                 failures += 1
                 progress.console.print(f"[red]failed:[/] {done.job.source}: {done.error}", highlight=False)
             progress.advance(task)
-    console.print(f"wrote {len(pairs) - (failures - len(problems))} of {len(pairs)} images to {output}")
+    wrote = len(pairs) - (failures - len(problems)) - skipped
+    extra = f" ({skipped} skipped)" if skipped else ""
+    console.print(f"wrote {wrote} of {len(pairs)} images to {output}{extra}")
     if failures:
         raise typer.Exit(EXIT_INPUT_FAILED)
+
+
+def _print_instance_source(colorizer, jobs, boxes: Path | None) -> None:
+    """One line saying where instances come from: the boxes file, the detector, or both."""
+    name = colorizer.detector.name if colorizer.detector is not None else None
+    if boxes is None:
+        if name is not None:
+            console.print(f"detector: {name}", highlight=False)
+        return
+    without = sum(1 for job in jobs if job.instances is None)
+    if not without or name is None:
+        console.print(f"boxes from {boxes}", highlight=False)
+    else:
+        console.print(f"boxes from {boxes}; detector: {name} for the {without} image(s) not in it", highlight=False)

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -33,11 +33,19 @@ NO_ALPHA_SUFFIXES = (".jpg", ".jpeg", ".bmp")
 
 @dataclass
 class Job:
-    """One file to colorize: where from, where to, and given instances (None: the detector's)."""
+    """One file to colorize: where from, where to, and given instances (None: the detector's).
+
+    ``instances`` may also be a callable returning them, called just before the file is colorized
+    (so that masks from a boxes file are decoded one image at a time).
+    """
 
     source: Path
     target: Path
-    instances: Instances | None = None
+    instances: Instances | Callable[[], Instances | None] | None = None
+
+    def given(self) -> Instances | None:
+        """The given instances (calling :attr:`instances` when it is a callable)."""
+        return self.instances() if callable(self.instances) else self.instances
 
 
 @dataclass
@@ -48,6 +56,7 @@ class Done:
     target: Path | None = None
     error: BaseException | None = None
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
 
 
 def output_target(target: Path, mode: str) -> Path:
@@ -95,8 +104,8 @@ def colorize_files(
         for job in jobs:
             start = time.perf_counter()
             try:
-                result = colorizer(job.source, job.instances, mode=mode)
-                yield Done(job, _write(result.image, job.target), seconds=time.perf_counter() - start)
+                result = colorizer(job.source, job.given(), mode=mode)
+                yield Done(job, _write(result.image, job.target), seconds=time.perf_counter() - start, notes=_notes(result))
             except Exception as err:  # one bad file must not stop a folder run
                 yield Done(job, error=err, seconds=time.perf_counter() - start)
         return
@@ -104,7 +113,7 @@ def colorize_files(
         reads: dict[int, Future] = {}
         if jobs:
             reads[0] = pool.submit(decode_image, jobs[0].source)
-        writing: tuple[Job, Future, float] | None = None
+        writing: tuple[Job, Future, float, list[str]] | None = None
         for index, job in enumerate(jobs):
             start = time.perf_counter()
             if index + 1 < len(jobs):
@@ -112,7 +121,7 @@ def colorize_files(
             done: Done | None = None
             try:
                 decoded = reads.pop(index).result()
-                result = colorizer(decoded, job.instances, mode=mode)
+                result = colorizer(decoded, job.given(), mode=mode)
             except Exception as err:
                 done = Done(job, error=err, seconds=time.perf_counter() - start)
             if writing is not None:  # the previous write overlapped with this image's networks
@@ -121,14 +130,18 @@ def colorize_files(
             if done is not None:
                 yield done
             else:
-                writing = (job, pool.submit(_write, result.image, job.target), start)
+                writing = (job, pool.submit(_write, result.image, job.target), start, _notes(result))
                 del result
         if writing is not None:
             yield _finish(*writing)
 
 
-def _finish(job: Job, write: Future, start: float) -> Done:
+def _finish(job: Job, write: Future, start: float, notes: list[str]) -> Done:
     try:
-        return Done(job, write.result(), seconds=time.perf_counter() - start)
+        return Done(job, write.result(), seconds=time.perf_counter() - start, notes=notes)
     except Exception as err:
-        return Done(job, error=err, seconds=time.perf_counter() - start)
+        return Done(job, error=err, seconds=time.perf_counter() - start, notes=notes)
+
+
+def _notes(result) -> list[str]:
+    return list(getattr(result, "notes", []) or [])

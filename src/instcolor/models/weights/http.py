@@ -25,10 +25,20 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from instcolor import __version__
 from instcolor.models.weights.registry import RemoteFile
 
-USER_AGENT = f"instcolor/{__version__} (Python urllib)"
+
+def _version() -> str:
+    # not ``from instcolor import __version__``: the package facade reaches every layer (an import cycle)
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("instcolor")
+    except importlib.metadata.PackageNotFoundError:
+        return "0"
+
+
+USER_AGENT = f"instcolor/{_version()} (Python urllib)"
 
 
 CHUNK_BYTES = 1 << 20
