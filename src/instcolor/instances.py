@@ -229,7 +229,7 @@ class BoxesFile(Mapping):
         items = self._entries[key]
         boxes = np.array([c for c, _, _, _ in items], np.float64).reshape(-1, 4)
         scores = np.array([s for _, s, _, _ in items], np.float64)
-        keep, notes = check_boxes(boxes, scores, image_size, max_instances)
+        keep, notes, fixed = check_boxes(boxes, scores, image_size, max_instances)
         kept = [items[i] for i in keep]
         rles = [m for _, _, _, m in kept]
         masks = None
@@ -240,10 +240,9 @@ class BoxesFile(Mapping):
                 except ValueError as err:
                     raise ValueError(f"box {i + 1}: {err}") from None
             masks = np.stack([rle_to_mask(m) for m in rles])
-        clipped = boxes[keep] if image_size is None else _clip(boxes[keep], image_size)
         return (
             Instances(
-                boxes=clipped.astype(np.float32),
+                boxes=fixed[keep].astype(np.float32),
                 scores=np.array([s for _, s, _, _ in kept], np.float32),
                 labels=[label for _, _, label, _ in kept],
                 masks=masks,
@@ -262,24 +261,26 @@ def _clip(boxes: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
 
 def check_boxes(
     boxes: np.ndarray, scores: np.ndarray | None, image_size: tuple[int, int] | None, max_instances: int = 0
-) -> tuple[list[int], list[str]]:
-    """Which boxes to keep, and one note per box dropped or clipped and for the cap.
+) -> tuple[list[int], list[str], np.ndarray]:
+    """Which boxes to keep, one note per box changed or dropped and for the cap, and the boxes fixed.
 
-    A box with a NaN or infinite coordinate, an inverted box (``x2 < x1`` or ``y2 < y1``), a box of
-    zero area and (given ``image_size``) a box wholly outside the image are dropped; a box reaching
-    outside the image is clipped to it. Then at most ``max_instances`` are kept (0: all), highest
+    An inverted box (``x2 < x1`` or ``y2 < y1``) has its corners swapped; a box with a NaN or
+    infinite coordinate, a box of zero area and (given ``image_size``) a box wholly outside the image
+    are dropped; a box reaching outside the image is clipped to it. Then at most ``max_instances`` are kept (0: all), highest
     score first, then largest area. Indices are returned in their original order.
     """
-    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    boxes = np.array(boxes, np.float64).reshape(-1, 4)  # a copy: inverted boxes are swapped in it
     scores = np.ones(len(boxes)) if scores is None else np.asarray(scores, np.float64).reshape(-1)
     keep: list[int] = []
     notes: list[str] = []
     for i, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
         shown = f"box {i + 1} {[x1, y1, x2, y2]}"
+        if (x2 < x1 or y2 < y1) and all(np.isfinite([x1, y1, x2, y2])):
+            notes.append(f"{shown} is inverted (x2 < x1 or y2 < y1): corners swapped")
+            x1, x2, y1, y2 = min(x1, x2), max(x1, x2), min(y1, y2), max(y1, y2)
+            boxes[i] = (x1, y1, x2, y2)
         if not all(np.isfinite([x1, y1, x2, y2])):
             notes.append(f"{shown} dropped: not a finite number")
-        elif x2 < x1 or y2 < y1:
-            notes.append(f"{shown} dropped: inverted (x2 < x1 or y2 < y1)")
         elif x2 == x1 or y2 == y1:
             notes.append(f"{shown} dropped: zero area")
         elif image_size is not None and (x2 <= 0 or y2 <= 0 or x1 >= image_size[0] or y1 >= image_size[1]):
@@ -297,7 +298,9 @@ def check_boxes(
             "(--max-instances, 0: no cap)"
         )
         keep = sorted(keep[j] for j in order)
-    return keep, notes
+    if image_size is not None:
+        boxes = _clip(boxes, image_size)
+    return keep, notes, boxes
 
 
 def read_boxes_file(path: str | os.PathLike) -> BoxesFile:

@@ -387,15 +387,11 @@ def checked_instances(
     instances: Instances, image_size: tuple[int, int], max_instances: int
 ) -> tuple[Instances, list[str]]:
     """Given instances with bad boxes dropped, the rest clipped to the image and capped (notes say what changed)."""
-    keep, notes = check_boxes(instances.boxes, instances.scores, image_size, max_instances)
+    keep, notes, boxes = check_boxes(instances.boxes, instances.scores, image_size, max_instances)
     if not notes:
         return instances, notes
     kept = instances.select(keep)
-    width, height = image_size
-    boxes = kept.boxes.astype(np.float64)
-    boxes[:, 0::2] = np.clip(boxes[:, 0::2], 0, width)
-    boxes[:, 1::2] = np.clip(boxes[:, 1::2], 0, height)
-    return Instances(boxes=boxes, scores=kept.scores, labels=kept.labels, masks=kept.masks), notes
+    return Instances(boxes=boxes[keep], scores=kept.scores, labels=kept.labels, masks=kept.masks), notes
 
 
 def _weights_path(name_or_path: str | os.PathLike, fallback: bool | None):
