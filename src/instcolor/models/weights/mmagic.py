@@ -39,6 +39,7 @@ from pathlib import Path
 
 import torch
 
+from instcolor.models.weights.reference import load_refusal
 from instcolor.models.config import ModelConfig
 from instcolor.models.model import InstColorModel
 from instcolor.models.weights.store import WeightsError, map_state_dict
@@ -198,7 +199,7 @@ def read_mmagic_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Ten
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # an unpickling refusal or a corrupt file
-        raise WeightsError(f"{path}: cannot be loaded safely as a torch checkpoint ({err})") from err
+        raise WeightsError(f"{path}: cannot be loaded safely as a torch checkpoint ({load_refusal(err)})") from None
     meta: dict = {}
     if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
         meta = loaded["meta"] if isinstance(loaded.get("meta"), dict) else {}

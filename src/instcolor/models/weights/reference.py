@@ -120,6 +120,22 @@ def convert_reference_state_dicts(
     return out
 
 
+def load_refusal(err: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, without torch's advice to turn the check off.
+
+    Torch suggests ``weights_only=False``, which would run whatever code the pickle holds; we never
+    do that, and never suggest it.
+    """
+    text = str(err)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    reasons = [line for line in lines if "WeightsUnpickler error" in line or line.startswith("Unsupported")]
+    if reasons:
+        text = " ".join(reasons)
+    elif "weights_only" in text:
+        text = "the file holds more than tensors (refused by the safe loader)"
+    return f"{text}; refused: instcolor loads only plain tensors and never runs code from a checkpoint"
+
+
 def read_reference_checkpoints(path: str | os.PathLike) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, str]]:
     """Read the reference ``latest_net_{G,GF,GComp}.pth`` from a folder or ``checkpoints.zip``.
 
@@ -156,7 +172,7 @@ def read_reference_checkpoints(path: str | os.PathLike) -> tuple[dict[str, dict[
         try:
             loaded = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
         except Exception as err:  # an unpickling refusal or a corrupt file
-            raise WeightsError(f"{REFERENCE_FILES[name]}: cannot be loaded safely ({err})") from err
+            raise WeightsError(f"{REFERENCE_FILES[name]}: cannot be loaded safely ({load_refusal(err)})") from None
         if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
             raise WeightsError(f"{REFERENCE_FILES[name]}: not a state dict of tensors")
         state_dicts[name] = loaded
