@@ -11,6 +11,8 @@ import hashlib
 import io
 import json
 import os
+import re
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -127,12 +129,11 @@ def load_refusal(err: BaseException) -> str:
     do that, and never suggest it.
     """
     text = str(err)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    reasons = [line for line in lines if "WeightsUnpickler error" in line or line.startswith("Unsupported")]
+    reasons = re.findall(r"WeightsUnpickler error: ([^\n]*)", text)
     if reasons:
-        text = " ".join(reasons)
-    elif "weights_only" in text:
-        text = "the file holds more than tensors (refused by the safe loader)"
+        text = "; ".join(reason.strip() for reason in reasons)
+    if "weights_only" in text or not text.strip():
+        text = "the file holds more than tensors"
     return f"{text}; refused: instcolor loads only plain tensors and never runs code from a checkpoint"
 
 
@@ -170,7 +171,9 @@ def read_reference_checkpoints(path: str | os.PathLike) -> tuple[dict[str, dict[
     state_dicts: dict[str, dict[str, torch.Tensor]] = {}
     for name, blob in blobs.items():
         try:
-            loaded = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch's notes on pickle protocols are not for our users
+                warnings.simplefilter("ignore")
+                loaded = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
         except Exception as err:  # an unpickling refusal or a corrupt file
             raise WeightsError(f"{REFERENCE_FILES[name]}: cannot be loaded safely ({load_refusal(err)})") from None
         if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
