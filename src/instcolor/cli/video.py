@@ -27,8 +27,15 @@ def video(
     from instcolor.inference.pipeline import Colorizer
     from instcolor.models.weights.store import WeightsError
 
+    import time
+
+    from instcolor.cli.inputs import prepare_output_file, sigterm_as_interrupt
+
+    if not source.is_file():  # before anything is loaded
+        raise fail(f"{source}: no such file" if not source.exists() else f"{source}: not a file", EXIT_USAGE)
     if output.resolve() == source.resolve():
         raise fail("the output would overwrite the input", EXIT_USAGE)
+    prepare_output_file(output, time.time())
     try:
         colorizer = Colorizer.from_pretrained(choose_weights(weights), device=device, detector=detector.value)
     except (WeightsError, ValueError) as err:
@@ -43,7 +50,10 @@ def video(
             progress.update(task, completed=done, total=total)
 
         try:
-            frames = colorize_video(source, output, colorizer, smoothing=smoothing, crf=crf, max_frames=max_frames, on_frame=advance)
+            with sigterm_as_interrupt():
+                frames = colorize_video(
+                    source, output, colorizer, smoothing=smoothing, crf=crf, max_frames=max_frames, on_frame=advance
+                )
         except (ValueError, RuntimeError) as err:
             raise fail(str(err)) from None
     console.print(f"wrote {frames} frames to {output}")
