@@ -166,7 +166,7 @@ class _Trainer:
             return load_items(dataset_path)
         instances: dict[str, Instances] | None = None
         if self.config.boxes:
-            instances = load_boxes_file(self.config.boxes)
+            instances = load_boxes_file(self.config.boxes, max_instances=self.config.max_instances)
         elif self.config.stage != "full":
             instances = self._detect_boxes()
         items, problems = collect_items(self.config.data, self.config.stage, instances, self.config.max_instances)
@@ -200,7 +200,7 @@ class _Trainer:
                     progress.advance(task)
             save_boxes_file(path, entries)
         self.context.barrier()
-        return load_boxes_file(path)
+        return load_boxes_file(path, max_instances=self.config.max_instances)
 
     def _build_model(self) -> InstColorModel:
         config = self.config
