@@ -98,6 +98,10 @@ def test_many_instances(colorizer):
     rng = np.random.default_rng(0)
     boxes = np.sort(rng.uniform(0, 48, size=(20, 2, 2)), axis=1).reshape(20, 4)[:, [0, 2, 1, 3]]
     result = colorizer(gradient_image(), boxes=boxes)
+    assert len(result.instances) == 8 and np.isfinite(result.ab).all()  # capped (max_instances=8)
+    assert any("kept the 8" in note for note in result.notes)
+    colorizer.max_instances = 0
+    result = colorizer(gradient_image(), boxes=boxes)
     assert len(result.instances) == 20 and np.isfinite(result.ab).all()
 
 

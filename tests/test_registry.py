@@ -20,7 +20,7 @@ from local_http import LocalServer, closed_port_url, refuse_non_loopback
 
 def test_paper_coco_entry():
     paper = get_weight_set("paper-coco")
-    drive, mmagic = paper.downloads
+    drive, mmagic, _lfs = paper.downloads
     assert drive.google_drive and "id=1Xb-DKAA9ibCVLqm8teKd1MWk6imjwTBh" in drive.url
     assert drive.layout == "reference-zip" and drive.member == "coco_finetuned_mask_256_ffs"
     assert mmagic.url.startswith("https://download.openmmlab.com/mmediting/inst_colorization/")

@@ -79,20 +79,37 @@ class PrecisionChoice(str, Enum):
     int8 = "int8"
 
 
+class ColourInput(str, Enum):
+    grey = "grey"
+    keep_chroma = "keep-chroma"
+    skip = "skip"
+
+
+COLOUR_INPUT_HELP = (
+    "an input that already has colour: grey (colorize its lightness, with a note), keep-chroma (keep its "
+    "own colour where it has some), skip (leave it out)"
+)
+
+
 def plan_outputs(
-    inputs: list[str], out_dir: Path, listed: list[tuple[Path, Path]] = ()
+    inputs: list[str],
+    out_dir: Path,
+    listed: list[tuple[Path, Path]] = (),
+    skipped: list[str] | None = None,
 ) -> tuple[list[tuple[Path, Path]], list[str]]:
     """Pair every input image with its output path.
 
     Folders keep their inner structure under ``out_dir``; files and globs go flat into it.
-    ``listed``: more ``(image, relative name)`` pairs, e.g. read from list files.
+    ``listed``: more ``(image, relative name)`` pairs, e.g. read from list files. Nothing inside
+    ``out_dir`` is ever read (an output folder inside an input folder); ``skipped`` gets a line for
+    what was left out that way, and for broken symlinks and symlink loops.
 
     Returns:
         ``(pairs, problems)``: ``(input, output)`` pairs and one message per input that failed.
     """
     from instcolor.io import walk_inputs
 
-    found, problems = walk_inputs(inputs) if inputs else ([], [])
+    found, problems = walk_inputs(inputs, exclude=out_dir, skipped=skipped) if inputs else ([], [])
     found = [*found, *listed]
     pairs = [(source, out_dir / relative) for source, relative in found]
     planned: list[tuple[Path, Path]] = []
@@ -161,16 +178,22 @@ def colorize(
         help="keep the run ledger (OUT/instcolor-ledger.jsonl) and skip inputs done and verified; "
         "default: on with --engine ray or when OUT has a ledger",
     ),  # fmt: skip
+    colour_input: ColourInput = typer.Option(ColourInput.grey, help=COLOUR_INPUT_HELP),
 ) -> None:
     """Colorize grey photos; results are written at the input's full resolution.
 
     INPUTS may also be list files (.txt one path a line, .csv or .parquet with a `path` column).
     """
+    import time
+
+    from instcolor.cli.inputs import given_instances, prepare_output_folder, read_boxes, sigterm_as_interrupt
     from instcolor.inference.overlap import Job
     from instcolor.inference.pipeline import Colorizer, resolve_device
     from instcolor.inference.runtime import check_precision
-    from instcolor.instances import load_boxes_file, lookup_instances
+    from instcolor.io import frame_count
     from instcolor.models.weights.store import WeightsError
+
+    started = time.time()
 
     if engine is Engine.ray:
         from instcolor.inference.ray_engine import INSTALL_HINT, ray_available
@@ -184,29 +207,33 @@ def colorize(
             check_precision(precision.value, resolve_device(device))
     except ValueError as err:
         raise fail(str(err), EXIT_USAGE) from None
-    box_entries = {}
-    if boxes is not None:
-        try:
-            box_entries = load_boxes_file(boxes)
-        except (OSError, ValueError) as err:
-            raise fail(f"cannot read boxes file: {err}", EXIT_USAGE) from None
+    prepare_output_folder(output, started)  # before any computing: a file, or a folder we cannot write
+    box_entries = read_boxes(boxes) if boxes is not None else None
     listed, list_problems = read_lists(inputs)
-    pairs, problems = plan_outputs([i for i in inputs if not is_list(i)], output, listed)
+    skipped: list[str] = []
+    pairs, problems = plan_outputs([i for i in inputs if not is_list(i)], output, listed, skipped)
     problems = list_problems + problems
+    for line in skipped:
+        console.print(f"[yellow]skipped:[/] {line}", highlight=False)
     for problem in problems:
         console.print(f"[red]failed:[/] {problem}", highlight=False)
     if not pairs:
         raise typer.Exit(EXIT_INPUT_FAILED)
     failures = len(problems)
     jobs: list[Job] = []
+    notes: dict[str, list[str]] = {}
     for source, target in pairs:
+        noted = notes.setdefault(str(Path(source).resolve()), [])
         try:
             relative = target.relative_to(output).with_suffix(source.suffix)
-            given = lookup_instances(box_entries, source, relative) if box_entries else None
+            given = given_instances(box_entries, source, relative, max_instances, noted) if box_entries else None
         except Exception as err:
             failures += 1
             console.print(f"[red]failed:[/] {source}: {err}", highlight=False)
             continue
+        frames = frame_count(source)
+        if frames > 1:
+            noted.append(f"has {frames} frames or pages; only the first is colorized")
         jobs.append(Job(source, target, given))
     # Every option of Colorizer.from_pretrained, as one dict: the Ray workers get it as it is.
     options = dict(
@@ -218,6 +245,7 @@ def colorize(
         compile=compile,
         fusion_rule=None if fusion_rule is FusionRuleChoice.auto else fusion_rule.value,
         masks=masks.value,
+        colour_input=colour_input.value,
     )
     weights_path = choose_weights(weights)
     try:
@@ -242,19 +270,20 @@ def colorize(
             from instcolor.inference.runs import run_local
 
             colorizer = Colorizer.from_pretrained(weights_path, **run.options) if jobs_left else None
-            if colorizer is not None and colorizer.detector is not None:
-                console.print(f"detector: {colorizer.detector.name}", highlight=False)
+            if colorizer is not None:
+                _print_instance_source(colorizer, [a.job for a in jobs_left], boxes)
             if colorizer is not None and precision is PrecisionChoice.auto:
                 console.print(f"precision: {colorizer.precision}", highlight=False)
             records = run_local(colorizer, jobs_left, mode=mode.value) if jobs_left else iter(())
-        written = _consume(records, run, len(pairs), len(pairs) - len(jobs_left))
+        with sigterm_as_interrupt():
+            written = _consume(records, run, len(pairs), len(pairs) - len(jobs_left), notes)
     except (WeightsError, ValueError, RuntimeError) as err:
         raise fail(str(err)) from None
     failures += written.failed
-    console.print(
-        f"wrote {written.done} of {len(pairs)} images to {output}"
-        + (f" ({run.plan.skipped} already done)" if run.plan.skipped else "")
+    extras = ([f"{run.plan.skipped} already done"] if run.plan.skipped else []) + (
+        [f"{written.skipped} skipped"] if written.skipped else []
     )
+    console.print(f"wrote {written.done} of {len(pairs)} images to {output}" + (f" ({', '.join(extras)})" if extras else ""))
     if failures:
         raise typer.Exit(EXIT_INPUT_FAILED)
 
@@ -316,9 +345,24 @@ def start_run(output, weights_path, options, mode, engine, use_ledger, jobs, ret
 class _Tally:
     done = 0
     failed = 0
+    skipped = 0
 
 
-def _consume(records, run, total: int, already: int) -> _Tally:
+def _print_instance_source(colorizer, jobs, boxes: Path | None) -> None:
+    """One line saying where instances come from: the boxes file, the detector, or both."""
+    name = colorizer.detector.name if colorizer.detector is not None else None
+    if boxes is None:
+        if name is not None:
+            console.print(f"detector: {name}", highlight=False)
+        return
+    without = sum(1 for job in jobs if job.instances is None)
+    if not without or name is None:
+        console.print(f"boxes from {boxes}", highlight=False)
+    else:
+        console.print(f"boxes from {boxes}; detector: {name} for the {without} image(s) not in it", highlight=False)
+
+
+def _consume(records, run, total: int, already: int, notes: dict[str, list[str]]) -> _Tally:
     """Append each record to the ledger, advance the one progress bar, report failures."""
     tally = _Tally()
     columns = (
@@ -335,8 +379,13 @@ def _consume(records, run, total: int, already: int) -> _Tally:
                 run.ledger.append(record)
             if record.status == "lost":  # queued again; the bar moves when it is done
                 continue
+            for note in notes.get(record.input, []) + list(record.notes or []):
+                progress.console.print(f"[yellow]note:[/] {record.input}: {note}", highlight=False)
             if record.status == "done":
                 tally.done += 1
+            elif record.status == "skipped":
+                tally.skipped += 1
+                progress.console.print(f"[yellow]skipped:[/] {record.input}: {record.error}", highlight=False)
             else:  # one bad file must not stop a folder run
                 tally.failed += 1
                 progress.console.print(f"[red]failed:[/] {record.input}: {record.error}", highlight=False)

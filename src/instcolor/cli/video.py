@@ -68,19 +68,26 @@ def video(
     max_frames: int | None = typer.Option(None, help="stop after this many frames"),
 ) -> None:
     """Colorize a video; audio is copied, a killed run resumes, and the file appears only when complete."""
-    from instcolor.apps.video import colorize_video
+    import time
 
+    from instcolor.apps.video import colorize_video
+    from instcolor.cli.inputs import prepare_output_file, sigterm_as_interrupt
+
+    if not source.is_file():  # before anything is loaded
+        raise fail(f"{source}: no such file" if not source.exists() else f"{source}: not a file", EXIT_USAGE)
     if output.resolve() == source.resolve():
         raise fail("the output would overwrite the input", EXIT_USAGE)
+    prepare_output_file(output, time.time())
     colorizer = _colorizer(weights, device, detector)
     with _progress() as progress:
         task = progress.add_task("frames", total=None, fps="-")
         try:
-            report = colorize_video(
-                source, output, colorizer, smoothing=smoothing, crf=crf, max_frames=max_frames,
-                on_frame=_advance(progress, task), detect_every=detect_every, cut_threshold=cut_threshold,
-                chunk_frames=chunk_frames, resume=not restart,
-            )
+            with sigterm_as_interrupt():
+                report = colorize_video(
+                    source, output, colorizer, smoothing=smoothing, crf=crf, max_frames=max_frames,
+                    on_frame=_advance(progress, task), detect_every=detect_every, cut_threshold=cut_threshold,
+                    chunk_frames=chunk_frames, resume=not restart,
+                )
         except (ValueError, RuntimeError) as err:
             raise fail(str(err)) from None
     if report.resumed_from:

@@ -139,3 +139,45 @@ def _lab_to_rgb8(l_channel: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> t
         linear > 0.0031308, torch.pow(linear.clamp(min=0.0031308), 1 / 2.4).mul_(1.055).sub_(0.055), linear * 12.92
     )
     return encoded.clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
+
+
+#: Lab chroma (``sqrt(a*^2 + b*^2)``) above which a pixel counts as coloured: grey JPEGs stay under 3.
+COLOUR_CHROMA = 8.0
+#: Share of coloured pixels that makes an input a colour photo (not a grey one with stray pixels).
+COLOUR_SHARE = 0.01
+
+
+def input_chroma(decoded: DecodedImage, side: int = 256) -> float:
+    """Share of pixels whose own Lab chroma exceeds :data:`COLOUR_CHROMA` (0.0 for a grey input).
+
+    Measured on an evenly strided sample of at most about ``side x side`` pixels (cheap for any size).
+    """
+    if decoded.is_grey:
+        return 0.0
+    from instcolor.color.lab import rgb_to_lab
+
+    pixels = decoded.pixels
+    step = max(1, max(pixels.shape[:2]) // side)
+    sample = unit_values(pixels[::step, ::step])
+    lab = rgb_to_lab(torch.from_numpy(np.ascontiguousarray(sample)).permute(2, 0, 1)[None].float())
+    chroma = torch.sqrt(lab[0, 1] ** 2 + lab[0, 2] ** 2)
+    return float((chroma > COLOUR_CHROMA).float().mean())
+
+
+def has_colour(decoded: DecodedImage) -> bool:
+    """Whether an input already has colour (see :func:`input_chroma`)."""
+    return input_chroma(decoded) >= COLOUR_SHARE
+
+
+def input_ab(decoded: DecodedImage) -> tuple[torch.Tensor, torch.Tensor]:
+    """The input's own ab ``(1, 2, H, W)`` and a ``(1, 1, H, W)`` bool map of its coloured pixels."""
+    from instcolor.color.lab import rgb_to_lab
+
+    height, width = decoded.pixels.shape[:2]
+    ab = torch.empty((1, 2, height, width), dtype=torch.float32)
+    rows = _band_rows(width)
+    for top in range(0, height, rows):
+        band = torch.from_numpy(np.ascontiguousarray(decoded.rgb[top : top + rows])).permute(2, 0, 1)[None]
+        ab[:, :, top : top + rows] = rgb_to_lab(band.float())[:, 1:]
+    coloured = (ab[:, :1] ** 2 + ab[:, 1:] ** 2) > COLOUR_CHROMA**2
+    return ab, coloured

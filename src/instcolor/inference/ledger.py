@@ -28,7 +28,7 @@ from pathlib import Path
 #: The ledger's file name inside the output folder.
 LEDGER_NAME = "instcolor-ledger.jsonl"
 
-DONE, FAILED, LOST = "done", "failed", "lost"
+DONE, FAILED, LOST, SKIPPED = "done", "failed", "lost", "skipped"
 
 
 @dataclass
@@ -38,7 +38,8 @@ class Record:
     Attributes:
         input: the input file (absolute path).
         output: the output file written (``done``) or planned.
-        status: ``"done"``, ``"failed"`` (the image or its write failed) or ``"lost"`` (the worker
+        status: ``"done"``, ``"failed"`` (the image or its write failed), ``"skipped"`` (left alone
+            on purpose, e.g. a colour input with ``--colour-input skip``) or ``"lost"`` (the worker
             running it died; it is retried).
         sha256: the output file's sha256 (``done`` only).
         detector: the detector that ran, None when boxes were given or detection is off.
@@ -52,6 +53,7 @@ class Record:
         engine: ``"local"`` or ``"ray"``.
         run: the id of the run (one ``colorize`` command) that wrote it.
         time: when it was recorded (Unix seconds).
+        notes: what the run noted about the input (boxes clipped, colour input...), if anything.
     """
 
     input: str
@@ -69,6 +71,7 @@ class Record:
     engine: str | None = None
     run: str | None = None
     time: float = field(default_factory=time.time)
+    notes: list[str] | None = None
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

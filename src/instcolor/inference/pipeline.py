@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,13 +34,20 @@ from instcolor.devices import resolve_device
 from instcolor.inference.preprocess import prepare
 from instcolor.inference.runtime import EAGER_FP32, RuntimeOptions, prepare_model
 from instcolor.inference.timing import StageTimer
-from instcolor.instances import Instances
+from instcolor.instances import DEFAULT_MAX_INSTANCES, Instances, check_boxes
 from instcolor.io import DecodedImage, decode_image, to_pil
 from instcolor.models.model import InstColorModel
 from instcolor.models.weights.registry import resolve_weights_path
 from instcolor.models.weights.store import load_weights
 
 MODES = ("fusion", "full")
+#: ``colour_input=`` choices for an input that already has colour: colorize its lightness (``grey``),
+#: keep its own chroma where it has some (``keep-chroma``), or refuse it (``skip``).
+COLOUR_INPUT_CHOICES = ("grey", "keep-chroma", "skip")
+
+
+class InputSkipped(ValueError):
+    """An input left alone on purpose (``colour_input="skip"`` and the input has colour)."""
 #: ``masks=`` choices: use instance masks where there are any (given, or from the detector), or boxes only.
 MASK_CHOICES = ("auto", "none")
 
@@ -56,6 +64,8 @@ class ColorizeResult:
         detector: the detector's name, or None when boxes were given or detection was off.
         timings: seconds per stage (``decode``, ``detect``, ``networks``, ``upsample_convert``)
             when the colorizer has a :attr:`Colorizer.timer`, else empty.
+        notes: one line each for what the user should know: given boxes dropped, clipped or left
+            out by the instance cap, an input that already had colour.
     """
 
     image: Image.Image
@@ -64,6 +74,7 @@ class ColorizeResult:
     mode: str = "full"
     detector: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def boxes(self) -> np.ndarray:
@@ -110,6 +121,11 @@ class Colorizer:
             under the ``"confined"`` fusion rule only.
         segmenter: person segmenter for ``masks="auto"`` (a
             :class:`instcolor.detection.person_masks.PersonSegmenter`), or None.
+        max_instances: most instances used per image, given ones included (highest score, then
+            largest; 0: no cap): memory grows with the instance count.
+        colour_input: what to do with an input that already has colour: ``"grey"`` (colorize its
+            lightness, with a note), ``"keep-chroma"`` (keep its own colour where it has some) or
+            ``"skip"`` (raise :class:`InputSkipped`).
 
     Attributes:
         timer: set a :class:`instcolor.inference.StageTimer` to get per-stage seconds in each result.
@@ -133,7 +149,13 @@ class Colorizer:
         fusion_rule: str | None = None,
         masks: str = "auto",
         segmenter=None,
+        max_instances: int = DEFAULT_MAX_INSTANCES,
+        colour_input: str = "grey",
     ) -> None:
+        if colour_input not in COLOUR_INPUT_CHOICES:
+            raise ValueError(f"colour_input must be one of {COLOUR_INPUT_CHOICES}, got {colour_input!r}")
+        self.max_instances = max_instances
+        self.colour_input = colour_input
         if masks not in MASK_CHOICES:
             raise ValueError(f"masks must be one of {MASK_CHOICES}, got {masks!r}")
         if fusion_rule is not None:
@@ -176,6 +198,8 @@ class Colorizer:
         fast: bool = True,
         fusion_rule: str | None = None,
         masks: str = "auto",
+        colour_input: str = "grey",
+        fallback: bool | None = None,
         **detector_options,
     ) -> Colorizer:
         """Load installed weights by name (``paper-coco``, ``starter``...) or from a file.
@@ -183,11 +207,15 @@ class Colorizer:
         Args:
             detector: ``"auto"``, ``"maskrcnn"``, ``"centernet"`` or ``None``/``"none"``.
             precision, channels_last, compile, fast, fusion_rule, masks: see :class:`Colorizer`.
+            colour_input: see :class:`Colorizer`.
+            fallback: when ``name_or_path`` is ``"paper-coco"`` and it is not installed, download it
+                (unless offline) and else use the bundled ``starter`` weights with a warning, as the
+                command line does. None: only for ``"paper-coco"``; False: never.
             detector_options: passed to :func:`instcolor.detection.load_detector`
                 (``score_threshold``, ``max_instances``, ``classes``).
         """
         device = resolve_device(device)
-        loaded = load_weights(resolve_weights_path(name_or_path))
+        loaded = load_weights(_weights_path(name_or_path, fallback))
         det = None
         if detector not in (None, "none"):
             from instcolor.detection import load_detector
@@ -202,7 +230,8 @@ class Colorizer:
         return cls(
             loaded.model, detector=det, device=device, metadata=loaded.metadata,
             precision=precision, channels_last=channels_last, compile=compile, fast=fast,
-            fusion_rule=fusion_rule, masks=masks, segmenter=segmenter,
+            fusion_rule=fusion_rule, masks=masks, segmenter=segmenter, colour_input=colour_input,
+            max_instances=detector_options.get("max_instances", DEFAULT_MAX_INSTANCES),
         )  # fmt: skip
 
     def detect(self, decoded: DecodedImage, l_full: torch.Tensor | None = None) -> Instances:
@@ -296,9 +325,28 @@ class Colorizer:
                 l_full = image_lightness(decoded).to(self.device)
             else:
                 l_full = lightness(torch.from_numpy(decoded.rgb).permute(2, 0, 1)[None].to(self.device))
+        notes: list[str] = []
+        colour = None
+        if not decoded.is_grey:
+            from instcolor.color.compose import has_colour, input_ab
+
+            if has_colour(decoded):
+                if self.colour_input == "skip":
+                    raise InputSkipped("already has colour; skipped (--colour-input skip)")
+                if self.colour_input == "keep-chroma":
+                    colour = input_ab(decoded)
+                    notes.append("already has colour: kept its own colour where it has some (--colour-input keep-chroma)")
+                else:
+                    notes.append(
+                        "already has colour: its colours were replaced, only its lightness was colorized "
+                        "(--colour-input skip or keep-chroma to keep them)"
+                    )
         detector_name = None
         if instances is None and boxes is not None:
-            instances = Instances(boxes=np.asarray(boxes, np.float32).reshape(-1, 4), masks=masks)
+            instances = Instances(boxes=np.asarray(boxes, np.float64).reshape(-1, 4), masks=masks)
+        if instances is not None and len(instances):
+            instances, box_notes = checked_instances(instances, decoded.size, self.max_instances)
+            notes += box_notes
         if instances is None:
             with self._stage("detect"):
                 instances = self.detect(decoded, l_full if self.fast else None) if mode == "fusion" else Instances()
@@ -315,6 +363,9 @@ class Colorizer:
         del decoded  # only L and alpha are needed from here
         has_boxes = len(instances) > 0
         ab, ran = self.predict_ab(l_full, instances.boxes if has_boxes else None, mode, instances.masks)
+        if colour is not None:
+            own_ab, coloured = colour
+            ab = torch.where(coloured.to(ab.device), own_ab.to(ab.device), ab)
         with self._stage("upsample_convert"):
             if self.fast:
                 colour = lab_to_image(l_full, ab, alpha)
@@ -328,4 +379,34 @@ class Colorizer:
             mode=ran,
             detector=detector_name,
             timings=dict(self.timer.seconds) if self.timer is not None else {},
+            notes=notes,
         )
+
+
+def checked_instances(
+    instances: Instances, image_size: tuple[int, int], max_instances: int
+) -> tuple[Instances, list[str]]:
+    """Given instances with bad boxes dropped, the rest clipped to the image and capped (notes say what changed)."""
+    keep, notes, boxes = check_boxes(instances.boxes, instances.scores, image_size, max_instances)
+    if not notes:
+        return instances, notes
+    kept = instances.select(keep)
+    return Instances(boxes=boxes[keep], scores=kept.scores, labels=kept.labels, masks=kept.masks), notes
+
+
+def _weights_path(name_or_path: str | os.PathLike, fallback: bool | None):
+    """The weights file for ``from_pretrained``: with ``fallback``, ``paper-coco`` falls back like the CLI."""
+    from instcolor.models.weights.registry import PREFERRED
+
+    if fallback is None:
+        fallback = os.fspath(name_or_path) == PREFERRED
+    if fallback and os.fspath(name_or_path) == PREFERRED and not Path(name_or_path).is_file():
+        import warnings
+
+        from instcolor.models.weights.download import default_weights
+
+        path, message = default_weights()
+        if message:
+            warnings.warn(message, UserWarning, stacklevel=3)
+        return path
+    return resolve_weights_path(name_or_path)

@@ -22,6 +22,7 @@ from pathlib import Path
 from instcolor.inference.ledger import (
     DONE,
     FAILED,
+    SKIPPED,
     Ledger,
     Record,
     attempts_by_input,
@@ -29,6 +30,7 @@ from instcolor.inference.ledger import (
     sha256_file,
 )
 from instcolor.inference.overlap import Done, Job, colorize_files
+from instcolor.inference.pipeline import InputSkipped
 from instcolor.io import IMAGE_SUFFIXES
 
 #: Endings read as list files (an archive's catalogue) rather than images.
@@ -175,15 +177,21 @@ def new_run_id() -> str:
 def done_record(done: Done, attempt: int, worker: str) -> Record:
     """The ledger record of a finished job (hashing its output when it was written)."""
     job = done.job
+    notes = list(done.notes) or None
     if done.error is None:
         return Record(
             input=input_key(job), output=str(done.target), status=DONE, sha256=sha256_file(done.target),
             detector=done.detector, instances=done.instances, seconds=round(done.seconds, 4), worker=worker,
-            attempt=attempt,
+            attempt=attempt, notes=notes,
+        )  # fmt: skip
+    if isinstance(done.error, InputSkipped):
+        return Record(
+            input=input_key(job), output=str(job.target), status=SKIPPED, seconds=round(done.seconds, 4),
+            worker=worker, error=str(done.error), attempt=attempt, notes=notes,
         )  # fmt: skip
     return Record(
         input=input_key(job), output=str(job.target), status=FAILED, seconds=round(done.seconds, 4),
-        worker=worker, error=f"{type(done.error).__name__}: {done.error}", attempt=attempt,
+        worker=worker, error=f"{type(done.error).__name__}: {done.error}", attempt=attempt, notes=notes,
     )  # fmt: skip
 
 

@@ -166,7 +166,7 @@ class _Trainer:
             return load_items(dataset_path)
         instances: dict[str, Instances] | None = None
         if self.config.boxes:
-            instances = load_boxes_file(self.config.boxes)
+            instances = load_boxes_file(self.config.boxes, max_instances=self.config.max_instances)
         elif self.config.stage != "full":
             instances = self._detect_boxes()
         if instances is not None and not (self.config.stage == "fusion" and self.config.fusion_masks):
@@ -202,7 +202,7 @@ class _Trainer:
                     progress.advance(task)
             save_boxes_file(path, entries)
         self.context.barrier()
-        return load_boxes_file(path)
+        return load_boxes_file(path, max_instances=self.config.max_instances)
 
     def _build_model(self) -> InstColorModel:
         config = self.config
