@@ -1,8 +1,3 @@
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")

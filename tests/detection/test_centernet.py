@@ -11,7 +11,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from skimage import data
 
-from detection.tfjs_numpy import NumpyGraphExecutor, conv2d, resize_bilinear
+from tests.support.tfjs_numpy import NumpyGraphExecutor, conv2d, resize_bilinear
 from instcolor.detection.base import DetectionFilter, detection_image
 from instcolor.detection.centernet import (
     CenterNet,

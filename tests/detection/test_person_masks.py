@@ -12,7 +12,7 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from detection.tfjs_numpy import NumpyGraphExecutor, avg_pool, conv2d, conv2d_backprop_input
+from tests.support.tfjs_numpy import NumpyGraphExecutor, avg_pool, conv2d, conv2d_backprop_input
 from instcolor.detection.person_masks import (
     PersonMaskError,
     PersonSegmenter,

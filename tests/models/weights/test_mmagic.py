@@ -7,8 +7,8 @@ import io
 import pytest
 import torch
 
-from checkpoint_builders import mmagic_state_dict
-from helpers import TINY, tiny_model
+from tests.support.checkpoint_builders import mmagic_state_dict
+from tests.support.helpers import TINY, tiny_model
 from instcolor.models.weights.mmagic import (
     convert_mmagic_state_dict,
     infer_mmagic_config,
@@ -19,7 +19,7 @@ from instcolor.models.weights.mmagic import (
 from instcolor.models.model import InstColorModel
 from instcolor.models.config import ModelConfig
 from instcolor.models.weights.store import WeightsError
-from reference_fixtures import official_cases, read_keys
+from tests.support.reference_fixtures import official_cases, read_keys
 
 
 def real_mmagic_layout() -> dict[str, tuple[int, ...]]:

@@ -7,7 +7,7 @@ from instcolor.models.backbone import FEATURE_NAMES, FEATURE_STRIDE, Colorizatio
 from instcolor.models.fusion import FusionLayer
 from instcolor.models.config import ModelConfig
 from instcolor.models.model import network_input
-from helpers import tiny_model
+from tests.support.helpers import tiny_model
 
 
 @pytest.mark.parametrize("size", [32, 48, 64])

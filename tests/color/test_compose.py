@@ -6,7 +6,7 @@ from PIL import Image
 from instcolor.color import join_lab, lightness
 from instcolor.io import decode_image, to_pil
 from instcolor.color import compose
-from helpers import gradient_image
+from tests.support.helpers import gradient_image
 
 
 @pytest.fixture()

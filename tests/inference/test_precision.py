@@ -12,7 +12,7 @@ from instcolor.inference.precision import (
     pick,
     precision_cache_path,
 )
-from helpers import tiny_model
+from tests.support.helpers import tiny_model
 
 
 def fake_cpu(monkeypatch, *flags):

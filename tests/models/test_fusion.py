@@ -11,7 +11,7 @@ from instcolor.inference.preprocess import prepare
 from instcolor.models.config import ModelConfig
 from instcolor.models.fusion import FusionLayer, confine, instance_supports
 from instcolor.models.model import network_input
-from helpers import gradient_image, tiny_model
+from tests.support.helpers import gradient_image, tiny_model
 
 
 def confined_model(seed: int = 0):

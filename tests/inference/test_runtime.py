@@ -17,8 +17,8 @@ from instcolor.color import AB_SCALE
 from instcolor.models.model import network_input
 from instcolor.inference.runtime import RuntimeOptions, prepare_model
 from instcolor.inference.pipeline import Colorizer
-from helpers import gradient_image, tiny_model
-from reference_fixtures import official_cases, write_reference_checkpoints
+from tests.support.helpers import gradient_image, tiny_model
+from tests.support.reference_fixtures import official_cases, write_reference_checkpoints
 
 FP32_MAX_DELTA = 1e-4  # network units
 REDUCED_MEAN_DELTA_LAB = 1.0

@@ -4,7 +4,7 @@ import pytest
 
 from instcolor.inference.pipeline import Colorizer
 from instcolor.apps.web import build_app, colorize_for_page
-from helpers import gradient_image, tiny_model
+from tests.support.helpers import gradient_image, tiny_model
 
 gr = pytest.importorskip("gradio")
 

@@ -1,4 +1,4 @@
-"""Runs training configurations in a fresh process: ``python tests/training_worker.py JSON``.
+"""Runs training configurations in a fresh process: ``python tests/support/training_worker.py JSON``.
 
 Used by tests that kill a run with SIGKILL or launch it with torchrun. JSON is a list of
 ``{"config": {...TrainConfig fields...}, "resume": bool}``, run one after the other. Under

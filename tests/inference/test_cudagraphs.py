@@ -1,5 +1,5 @@
 """The graph cache logic, with capture replaced by a recorder (real capture needs CUDA: see
-``tests/test_performance.py::test_cuda_graphs_replay_the_eager_result``)."""
+``tests/inference/test_runtime.py::test_cuda_graphs_replay_the_eager_result``)."""
 
 import copy
 
@@ -9,7 +9,7 @@ import torch
 from instcolor.models.model import network_input
 from instcolor.inference import cudagraphs
 from instcolor.inference.cudagraphs import GraphedNetworks
-from helpers import tiny_model
+from tests.support.helpers import tiny_model
 
 
 class FakeGraph:

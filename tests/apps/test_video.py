@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from instcolor.inference.pipeline import Colorizer
-from helpers import gradient_image, tiny_model
+from tests.support.helpers import gradient_image, tiny_model
 
 av = pytest.importorskip("av")
 

@@ -18,7 +18,7 @@ from instcolor.training.data import (
 from instcolor.instances import Instances, load_boxes_file
 from instcolor.color import AB_SCALE
 from instcolor.training.synthetic import write_scenes
-from helpers import gradient_image
+from tests.support.helpers import gradient_image
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from instcolor.training import (
 )
 from instcolor.models.weights.store import load_weights
 
-WORKER = Path(__file__).with_name("training_worker.py")
+WORKER = Path(__file__).parents[1] / "support" / "training_worker.py"
 
 
 @pytest.fixture(scope="module")

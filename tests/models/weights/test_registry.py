@@ -10,12 +10,12 @@ import pytest
 import torch
 
 import instcolor.models.weights.registry as registry
-from checkpoint_builders import mmagic_checkpoint_bytes
-from helpers import TINY, tiny_model, tiny_weights_file
+from tests.support.checkpoint_builders import mmagic_checkpoint_bytes
+from tests.support.helpers import TINY, tiny_model, tiny_weights_file
 from instcolor.models.weights.registry import REGISTRY, RemoteFile, get_weight_set, tensors_sha256, verify_weights
 from instcolor.models.weights.download import default_weights
 from instcolor.models.weights.store import WeightsError, save_model, weights_home
-from local_http import LocalServer, closed_port_url, refuse_non_loopback
+from tests.support.local_http import LocalServer, closed_port_url, refuse_non_loopback
 
 
 def test_paper_coco_entry():

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-OFFICIAL_DIR = Path(__file__).parent / "fixtures" / "official"
+OFFICIAL_DIR = Path(__file__).parents[1] / "fixtures" / "official"
 
 
 def official_cases() -> list[Path]:

@@ -6,7 +6,7 @@ from PIL import Image
 from instcolor.color import lightness
 from instcolor.instances import Instances
 from instcolor.inference.pipeline import Colorizer
-from helpers import gradient_image, tiny_model
+from tests.support.helpers import gradient_image, tiny_model
 
 
 class RecordingDetector:

@@ -7,7 +7,7 @@ from PIL import Image
 from instcolor.instances import Instances
 from instcolor.inference.overlap import Job, colorize_files, output_target
 from instcolor.inference.pipeline import Colorizer
-from helpers import gradient_image, tiny_model
+from tests.support.helpers import gradient_image, tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from instcolor.inference.quantization import (
     is_quantized,
     quantize_int8,
 )
-from helpers import tiny_model
+from tests.support.helpers import tiny_model
 
 pytestmark = pytest.mark.skipif(int8_engine() is None, reason="no quantized CPU engine")
 

@@ -5,8 +5,8 @@ import torch
 
 from instcolor.models.weights.store import WeightsError, load_weights, read_metadata, save_model
 from instcolor.models.weights.reference import convert_reference_state_dicts, import_reference, map_reference_key
-from helpers import tiny_model
-from reference_fixtures import official_cases, rebuild_state_dict, write_reference_checkpoints
+from tests.support.helpers import tiny_model
+from tests.support.reference_fixtures import official_cases, rebuild_state_dict, write_reference_checkpoints
 
 CASE = official_cases()[0]
 

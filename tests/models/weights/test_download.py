@@ -9,13 +9,13 @@ import os
 import pytest
 import torch
 
-from checkpoint_builders import mmagic_checkpoint_bytes, reference_zip_bytes
-from helpers import TINY, tiny_model, tiny_weights_file
+from tests.support.checkpoint_builders import mmagic_checkpoint_bytes, reference_zip_bytes
+from tests.support.helpers import TINY, tiny_model, tiny_weights_file
 from instcolor.models.weights.http import DownloadError, download_file, google_drive_confirm_url
 from instcolor.models.weights.download import detect_layout, install
 from instcolor.models.weights.registry import RemoteFile, WeightSet, tensors_sha256
 from instcolor.models.weights.store import load_weights, read_metadata, weights_home
-from local_http import LocalServer, closed_port_url, refuse_non_loopback
+from tests.support.local_http import LocalServer, closed_port_url, refuse_non_loopback
 
 FAST = {"progress": False, "retry_wait": 0.0, "timeout": 5.0}
 PAYLOAD = bytes(range(256)) * 4096 + b"tail"  # ~1 MiB, several read chunks

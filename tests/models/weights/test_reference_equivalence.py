@@ -12,7 +12,7 @@ from instcolor.geometry import box_infos
 from instcolor.models.model import network_input
 from instcolor.models.weights.reference import import_reference
 from instcolor.models.weights.store import load_weights
-from reference_fixtures import official_cases, write_reference_checkpoints
+from tests.support.reference_fixtures import official_cases, write_reference_checkpoints
 
 CASES = official_cases()
 
