@@ -5,6 +5,8 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 import pytest
 
+pytest_plugins = ["tests.support.fixtures"]  # shared fixtures (one_torch_thread ...)
+
 
 @pytest.fixture(autouse=True)
 def _isolated_caches(tmp_path_factory, monkeypatch):
