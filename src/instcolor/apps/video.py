@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from instcolor.color import join_lab, lightness
-from instcolor.io import atomic_path
+from instcolor.color.compose import image_lightness, lab_to_image
+from instcolor.io import atomic_path, decode_image
 from instcolor.inference.pipeline import Colorizer
 
 
@@ -105,13 +105,18 @@ def colorize_video(
 def _colorize_frame(
     colorizer: Colorizer, rgb: np.ndarray, previous_ab: torch.Tensor | None, smoothing: float
 ) -> tuple[np.ndarray, torch.Tensor]:
-    result = colorizer(rgb)
+    """The frame's colour image and its (smoothed) ab ``(1, 2, H, W)``.
+
+    Without smoothing the pipeline's own result image is used as it is; with smoothing only the
+    blended ab is joined again with the frame's lightness (the pipeline's banded conversion).
+    """
+    decoded = decode_image(rgb)
+    result = colorizer(decoded)
     ab = torch.from_numpy(result.ab)[None]
-    if previous_ab is not None and smoothing > 0:
-        ab = (1.0 - smoothing) * ab + smoothing * previous_ab
-    l_full = lightness(torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0)
-    colour = join_lab(l_full, ab)[0].permute(1, 2, 0).numpy()
-    return np.clip(np.round(colour * 255.0), 0, 255).astype(np.uint8), ab
+    if previous_ab is None or smoothing <= 0:
+        return np.asarray(result.image), ab
+    ab = (1.0 - smoothing) * ab + smoothing * previous_ab
+    return np.asarray(lab_to_image(image_lightness(decoded), ab)), ab
 
 
 def _container_format(path: Path) -> str | None:
