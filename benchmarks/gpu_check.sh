@@ -65,7 +65,7 @@ TEST_STATUS=${PIPESTATUS[0]}
 say "step 2/3: benchmark 256x256, 0/1/8 instances, eager vs fp32 / fp16 (+graphs) / bf16 (limit 150 s)"
 timeout 150 $PY -m instcolor.cli bench --device cuda --paths eager,fp32,fp16,fp16+graphs,fp16+streamed,bf16 --instances 0,1,8 \
     --sizes 256 --repeats 4 --folder-images 4 --detector none --no-isolate \
-    --json "$REPORT_DIR/bench_gpu.json" 2>&1 | tail -60
+    --targets benchmarks/targets.json --json "$REPORT_DIR/bench_gpu.json" 2>&1 | tail -60
 BENCH_STATUS=${PIPESTATUS[0]}
 [ "$BENCH_STATUS" -eq 0 ] || { say "benchmark FAILED (status $BENCH_STATUS)"; STATUS=1; }
 

@@ -1,10 +1,15 @@
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from instcolor.bench.benchmark import (
+    TARGET_KEYS,
     BenchSettings,
     _linear_fit,
     check_targets,
+    load_targets,
     megapixels,
     path_options,
     random_boxes,
@@ -12,6 +17,8 @@ from instcolor.bench.benchmark import (
     run_benchmark,
     size_dimensions,
 )
+
+TARGETS_FILE = Path(__file__).resolve().parents[2] / "benchmarks" / "targets.json"
 
 
 def test_sizes():
@@ -69,17 +76,27 @@ def test_targets_from_a_report():
     }  # fmt: skip
     import torch
 
-    targets = check_targets(report, torch.device("cpu"))
+    targets = check_targets(report, torch.device("cpu"), load_targets(TARGETS_FILE))
     assert targets["fp32_fast_path"]["met"] and targets["linear_in_instances"]["met"]
     report["comparison"]["fp32"]["networks"][0]["max_delta_ab_network_units"] = 1e-3
-    assert not check_targets(report, torch.device("cpu"))["fp32_fast_path"]["met"]
+    assert not check_targets(report, torch.device("cpu"), load_targets(TARGETS_FILE))["fp32_fast_path"]["met"]
+
+
+def test_targets_file_is_checked(tmp_path):
+    assert set(load_targets(TARGETS_FILE)) == set(TARGET_KEYS)
+    bad = tmp_path / "targets.json"
+    bad.write_text(json.dumps({"fp32_speedup": "fast"}))
+    with pytest.raises(ValueError, match="fp32_speedup.*reduced_speedup"):
+        load_targets(bad)
+    with pytest.raises(ValueError, match="cannot read"):
+        load_targets(tmp_path / "missing.json")
 
 
 def test_run_benchmark_compares_paths_end_to_end():
     settings = BenchSettings(device="cpu", paths=["eager", "fp32"], instances=[2], sizes=["96x64"], repeats=1,
                              width=0.0625, input_size=64, detector=None, folder_images=1, folder_size="96x64",
                              isolate=False)  # fmt: skip
-    report = run_benchmark(settings, log=lambda message: None)
+    report = run_benchmark(settings, log=lambda message: None, targets=load_targets(TARGETS_FILE))
     eager, fp32 = report["paths"]["eager"], report["paths"]["fp32"]
     assert "error" not in eager and "error" not in fp32
     assert [r["instances"] for r in fp32["networks"]] == [2]
