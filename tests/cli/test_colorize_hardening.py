@@ -13,7 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from instcolor.cli import app
-from helpers import gradient_image, tiny_weights_file
+from tests.support.helpers import gradient_image, tiny_weights_file
 
 runner = CliRunner()
 

@@ -35,10 +35,14 @@ def bench(
     threads: int | None = typer.Option(None, help="torch threads per process (default: torch's)"),
     isolate: bool = typer.Option(True, help="measure each path in a process of its own (own peak memory)"),
     json_path: Path | None = typer.Option(None, "--json", help="write the full report as JSON here ('-': stdout)"),
+    targets_path: Path | None = typer.Option(
+        None, "--targets", help="judge the results against this targets file (JSON, e.g. benchmarks/targets.json)"
+    ),
 ) -> None:
     """Time decode, detect, networks, upsample/convert and encode for each fast path vs eager fp32."""
     from instcolor.bench.benchmark import (
         BenchSettings,
+        load_targets,
         path_options,
         render,
         run_benchmark,
@@ -54,6 +58,7 @@ def bench(
         size_list = _split(sizes)
         for size in size_list:
             size_dimensions(size)
+        targets = load_targets(targets_path) if targets_path is not None else None
     except ValueError as err:
         raise fail(f"bad option: {err}", EXIT_USAGE) from None
     if any(c < 0 for c in counts):
@@ -67,7 +72,7 @@ def bench(
         networks_only=networks_only, compile=compile, threads=threads, isolate=isolate,
     )  # fmt: skip
     try:
-        report = run_benchmark(settings, log=lambda message: console.print(message, highlight=False))
+        report = run_benchmark(settings, log=lambda message: console.print(message, highlight=False), targets=targets)
     except ValueError as err:
         raise fail(str(err)) from None
     render(report, console)

@@ -85,28 +85,28 @@ def image_lightness(decoded: DecodedImage) -> torch.Tensor:
     return out
 
 
-def grey_levels(l_full: torch.Tensor) -> np.ndarray:
+def grey_levels(l_full_res: torch.Tensor) -> np.ndarray:
     """``(H, W)`` uint8 grey of L ``(1, 1, H, W)`` in ``[0, 100]``: ``round(L * 255 / 100)``."""
-    grey = l_full[0, 0].float().mul(255.0 / 100.0).round_().clamp_(0, 255)
+    grey = l_full_res[0, 0].float().mul(255.0 / 100.0).round_().clamp_(0, 255)
     return grey.to(torch.uint8).cpu().numpy()
 
 
-def lab_to_image(l_full: torch.Tensor, ab: torch.Tensor, alpha: np.ndarray | None = None) -> Image.Image:
+def lab_to_image(l_full_res: torch.Tensor, ab: torch.Tensor, alpha: np.ndarray | None = None) -> Image.Image:
     """8-bit sRGB (or RGBA) image from L ``(1, 1, H, W)`` and ab ``(1, 2, H, W)`` in Lab units.
 
     Colours outside the sRGB gamut are clipped and values rounded to the nearest 8-bit step, as
     ``io.to_pil(color.join_lab(L, ab))`` does for the whole image (same maths; float rounding in
     another order may move a value by one step).
     """
-    height, width = l_full.shape[-2:]
+    height, width = l_full_res.shape[-2:]
     channels = 3 if alpha is None else 4
     out = np.empty((height, width, channels), dtype=np.uint8)
     if alpha is not None:
         out[..., 3] = alpha
     target = torch.from_numpy(out)
-    rows = height if l_full.device.type == "cuda" else _band_rows(width)  # a GPU converts it at once
+    rows = height if l_full_res.device.type == "cuda" else _band_rows(width)  # a GPU converts it at once
     for top in range(0, height, rows):
-        l_band = l_full[0, 0, top : top + rows].float()
+        l_band = l_full_res[0, 0, top : top + rows].float()
         a_band, b_band = ab[0, :, top : top + rows].float()
         target[top : top + rows, :, :3] = _lab_to_rgb8(l_band, a_band, b_band).permute(1, 2, 0).cpu()
     return Image.fromarray(out, "RGB" if alpha is None else "RGBA")

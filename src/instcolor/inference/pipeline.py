@@ -234,18 +234,18 @@ class Colorizer:
             max_instances=detector_options.get("max_instances", DEFAULT_MAX_INSTANCES),
         )  # fmt: skip
 
-    def detect(self, decoded: DecodedImage, l_full: torch.Tensor | None = None) -> Instances:
+    def detect(self, decoded: DecodedImage, l_full_res: torch.Tensor | None = None) -> Instances:
         """Run the detector on the grey version of the image (L replicated), as the paper does.
 
         Args:
             decoded: the image.
-            l_full: its lightness ``(1, 1, H, W)`` when already computed (spares computing it again).
+            l_full_res: its lightness ``(1, 1, H, W)`` when already computed (spares computing it again).
         """
         if self.detector is None:
             return Instances()
         from instcolor.detection.base import detection_image, grey_image
 
-        return self.detector(detection_image(decoded) if l_full is None else grey_image(grey_levels(l_full)))
+        return self.detector(detection_image(decoded) if l_full_res is None else grey_image(grey_levels(l_full_res)))
 
     @property
     def uses_masks(self) -> bool:
@@ -258,7 +258,7 @@ class Colorizer:
     @torch.inference_mode()
     def predict_ab(
         self,
-        l_full: torch.Tensor,
+        l_full_res: torch.Tensor,
         boxes: np.ndarray | None,
         mode: str = "fusion",
         masks: np.ndarray | None = None,
@@ -266,7 +266,7 @@ class Colorizer:
         """Predict ab at full resolution.
 
         Args:
-            l_full: ``(1, 1, H, W)`` Lab lightness in ``[0, 100]``.
+            l_full_res: ``(1, 1, H, W)`` Lab lightness in ``[0, 100]``.
             boxes: ``(N, 4)`` boxes in original pixels, or None.
             mode: ``"fusion"`` (instance-aware; the full-image net when there is no box) or ``"full"``.
             masks: ``(N, H, W)`` instance masks (used under the ``"confined"`` fusion rule), or None.
@@ -278,12 +278,12 @@ class Colorizer:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         runtime = self._runtime
         with self._stage("upsample_convert"):
-            l_full = l_full.to(self.device, torch.float32)
+            l_full_res = l_full_res.to(self.device, torch.float32)
             placements_device = "cpu" if self.fast else None  # the fast path reads them without device syncs
             if mode != "fusion" or not self.uses_masks:
                 masks = None
             boxes = boxes if mode == "fusion" else None
-            inputs = prepare(normalize_l(l_full), boxes, self.size, placements_device, masks=masks)
+            inputs = prepare(normalize_l(l_full_res), boxes, self.size, placements_device, masks=masks)
             full_input = runtime.network_inputs(inputs.full)
             crops = runtime.network_inputs(inputs.crops) if len(inputs.crops) else None
             box_info = inputs.box_info
@@ -293,7 +293,7 @@ class Colorizer:
             else:
                 ab_small, ran = runtime.run_fusion(full_input, crops, box_info, inputs.crop_masks), "fusion"
         with self._stage("upsample_convert"):
-            ab = F.interpolate(ab_small.float(), size=l_full.shape[-2:], mode="bilinear", align_corners=False)
+            ab = F.interpolate(ab_small.float(), size=l_full_res.shape[-2:], mode="bilinear", align_corners=False)
         return denormalize_ab(ab), ran
 
     def __call__(
@@ -322,9 +322,9 @@ class Colorizer:
             decoded = image if isinstance(image, DecodedImage) else decode_image(image)
         with self._stage("upsample_convert"):
             if self.fast:  # from the decoded samples by tables: no float copy of the image
-                l_full = image_lightness(decoded).to(self.device)
+                l_full_res = image_lightness(decoded).to(self.device)
             else:
-                l_full = lightness(torch.from_numpy(decoded.rgb).permute(2, 0, 1)[None].to(self.device))
+                l_full_res = lightness(torch.from_numpy(decoded.rgb).permute(2, 0, 1)[None].to(self.device))
         notes: list[str] = []
         colour = None
         if not decoded.is_grey:
@@ -349,7 +349,7 @@ class Colorizer:
             notes += box_notes
         if instances is None:
             with self._stage("detect"):
-                instances = self.detect(decoded, l_full if self.fast else None) if mode == "fusion" else Instances()
+                instances = self.detect(decoded, l_full_res if self.fast else None) if mode == "fusion" else Instances()
             detector_name = getattr(self.detector, "name", None)
         if (
             mode == "fusion" and len(instances) and instances.masks is None and self.uses_masks
@@ -358,19 +358,19 @@ class Colorizer:
             from instcolor.detection.person_masks import with_person_masks
 
             with self._stage("detect"):
-                instances = with_person_masks(instances, grey_levels(l_full), self.segmenter)
+                instances = with_person_masks(instances, grey_levels(l_full_res), self.segmenter)
         alpha = decoded.alpha
         del decoded  # only L and alpha are needed from here
         has_boxes = len(instances) > 0
-        ab, ran = self.predict_ab(l_full, instances.boxes if has_boxes else None, mode, instances.masks)
+        ab, ran = self.predict_ab(l_full_res, instances.boxes if has_boxes else None, mode, instances.masks)
         if colour is not None:
             own_ab, coloured = colour
             ab = torch.where(coloured.to(ab.device), own_ab.to(ab.device), ab)
         with self._stage("upsample_convert"):
             if self.fast:
-                colour = lab_to_image(l_full, ab, alpha)
+                colour = lab_to_image(l_full_res, ab, alpha)
             else:
-                colour = to_pil(join_lab(l_full, ab)[0].permute(1, 2, 0).cpu().numpy(), alpha)
+                colour = to_pil(join_lab(l_full_res, ab)[0].permute(1, 2, 0).cpu().numpy(), alpha)
             ab_array = ab[0].cpu().numpy()
         return ColorizeResult(
             image=colour,

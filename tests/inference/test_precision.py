@@ -1,0 +1,87 @@
+import json
+
+import pytest
+import torch
+
+from instcolor.inference import precision as precision_module
+from instcolor.inference.hardware import CpuInfo
+from instcolor.inference.precision import (
+    PrecisionTrial,
+    candidate_precisions,
+    choose_precision,
+    pick,
+    precision_cache_path,
+)
+from tests.support.helpers import tiny_model
+
+
+def fake_cpu(monkeypatch, *flags):
+    monkeypatch.setattr(precision_module, "cpu_info", lambda: CpuInfo("test cpu", frozenset(flags), "AVX512", 2))
+
+
+def test_candidates_follow_native_instructions(monkeypatch):
+    fake_cpu(monkeypatch, "avx2")
+    assert candidate_precisions("cpu") == ["fp32"]
+    fake_cpu(monkeypatch, "avx512_vnni")  # a Xeon without bf16: bf16 would be emulated, slower
+    assert candidate_precisions("cpu") in (["fp32", "int8"], ["fp32"])
+    fake_cpu(monkeypatch, "avx512_bf16", "avx512_vnni")
+    assert candidate_precisions("cpu")[:2] == ["fp32", "bf16"]
+
+
+def trial(precision, seconds, mean=0.1):
+    return PrecisionTrial(precision, seconds, mean, mean * 5, mean <= 1.0)
+
+
+def test_pick_needs_a_clear_win_and_accuracy():
+    assert pick([trial("fp32", 1.0, 0.0), trial("bf16", 0.5)]) == "bf16"
+    assert pick([trial("fp32", 1.0, 0.0), trial("bf16", 0.95)]) == "fp32"  # under 1.1x: not worth it
+    assert pick([trial("fp32", 1.0, 0.0), trial("int8", 0.3, mean=2.0), trial("bf16", 0.6)]) == "bf16"
+
+
+def test_cache_lives_beside_the_weights_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("INSTCOLOR_HOME", str(tmp_path))
+    assert precision_cache_path() == tmp_path / "precision.json"
+
+
+def test_auto_measures_once_and_caches(tmp_path, monkeypatch):
+    fake_cpu(monkeypatch, "avx512_bf16")
+    calls = []
+
+    def fake_measure(model, device, size, candidates):
+        calls.append(list(candidates))
+        return [trial("fp32", 1.0, 0.0), trial("bf16", 0.4)]
+
+    monkeypatch.setattr(precision_module, "measure_precisions", fake_measure)
+    cache = tmp_path / "precision.json"
+    model = tiny_model()
+    assert choose_precision(model, "cpu", 32, cache_path=cache) == "bf16"
+    assert choose_precision(model, "cpu", 32, cache_path=cache) == "bf16"
+    assert calls == [["fp32", "bf16"]]
+    stored = json.loads(cache.read_text())
+    (entry,) = stored.values()
+    assert entry["precision"] == "bf16" and len(entry["trials"]) == 2
+    assert choose_precision(model, "cpu", 32, cache_path=cache, remeasure=True) == "bf16"
+    assert len(calls) == 2
+
+
+def test_auto_on_a_plain_cpu_is_fp32_without_measuring(tmp_path, monkeypatch):
+    fake_cpu(monkeypatch, "avx2")
+    monkeypatch.setattr(precision_module, "measure_precisions", lambda *a, **k: pytest.fail("measured"))
+    assert choose_precision(tiny_model(), "cpu", 32, cache_path=tmp_path / "p.json") == "fp32"
+
+
+def test_corrupt_cache_is_remeasured(tmp_path, monkeypatch):
+    fake_cpu(monkeypatch, "avx512_bf16")
+    slow_bf16 = [trial("fp32", 1.0, 0.0), trial("bf16", 2.0)]
+    monkeypatch.setattr(precision_module, "measure_precisions", lambda *a, **k: slow_bf16)
+    cache = tmp_path / "precision.json"
+    cache.write_text("{not json")
+    assert choose_precision(tiny_model(), "cpu", 32, cache_path=cache) == "fp32"
+    assert json.loads(cache.read_text())
+
+
+def test_measure_precisions_reports_real_errors():
+    trials = precision_module.measure_precisions(tiny_model(), torch.device("cpu"), 32, ["fp32", "bf16"], repeats=1)
+    assert [t.precision for t in trials] == ["fp32", "bf16"]
+    assert trials[0].mean_delta_ab == 0.0 and trials[1].mean_delta_ab > 0.0
+    assert all(t.seconds > 0 for t in trials)

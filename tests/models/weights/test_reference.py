@@ -1,0 +1,90 @@
+import zipfile
+
+import pytest
+import torch
+
+from instcolor.models.weights.store import WeightsError, load_weights, read_metadata, save_model
+from instcolor.models.weights.reference import convert_reference_state_dicts, import_reference, map_reference_key
+from tests.support.helpers import tiny_model
+from tests.support.reference_fixtures import official_cases, rebuild_state_dict, write_reference_checkpoints
+
+CASE = official_cases()[0]
+
+
+@pytest.fixture(scope="module")
+def reference_state_dicts():
+    return {net: rebuild_state_dict(CASE, net, 1)[0] for net in ("G", "GF", "GComp")}
+
+
+def test_key_mapping_examples():
+    assert map_reference_key("G", "model1.0.weight") == "instance.conv1.0.weight"
+    assert map_reference_key("GComp", "model8up.0.bias") == "full.conv8_up.bias"
+    assert map_reference_key("GF", "module.model3short8.0.weight") == "fusion.backbone.shortcut3_8.weight"
+    assert (
+        map_reference_key("GF", "module.weight_layer8_1.simple_bg_conv.4.bias")
+        == "fusion.fusers.conv8_up.background_net.4.bias"
+    )
+    assert map_reference_key("G", "model_class.0.weight") is None
+    assert map_reference_key("GF", "weight_layerout.simple_bg_conv.0.weight") is None
+
+
+def test_every_model_tensor_is_covered(reference_state_dicts):
+    state = convert_reference_state_dicts(reference_state_dicts)
+    assert len(state) == len(tiny_model().state_dict())
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda sd: sd["G"].pop("model4.2.weight"), "missing tensor 'instance.conv4.2.weight'"),
+        (lambda sd: sd["GF"].__setitem__("extra.weight", torch.zeros(1)), "'extra.weight'"),
+        (lambda sd: sd["GComp"].__setitem__("model1.0.bias", torch.zeros(3)), "has shape (3,), expected (64,)"),
+        (lambda sd: sd.pop("GF"), "missing network GF"),
+    ],
+)
+def test_damaged_checkpoints_are_named(reference_state_dicts, damage, message):
+    damaged = {net: dict(sd) for net, sd in reference_state_dicts.items()}
+    damage(damaged)
+    with pytest.raises(WeightsError) as err:
+        convert_reference_state_dicts(damaged)
+    assert message in str(err.value)
+
+
+def test_import_from_zip_and_provenance(tmp_path):
+    write_reference_checkpoints(CASE, tmp_path / "ckpt")
+    archive = tmp_path / "checkpoints.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for f in (tmp_path / "ckpt").iterdir():
+            zf.write(f, f"checkpoints/coco_finetuned_mask_256_ffs/{f.name}")
+    out = import_reference(archive, output=tmp_path / "paper.safetensors")
+    meta = read_metadata(out)
+    assert meta["architecture"] == "instcolorization" and "MIT" in meta["licence"]
+    assert "latest_net_GF.pth" in meta["input_sha256"]
+    assert load_weights(out).model.config.width == 1.0
+
+
+def test_pickled_code_is_refused(tmp_path):
+    folder = tmp_path / "evil"
+    folder.mkdir()
+    for net in ("G", "GF", "GComp"):
+        torch.save({"model1.0.weight": torch.zeros(1), "payload": object()}, folder / f"latest_net_{net}.pth")
+    with pytest.raises(WeightsError, match="cannot be loaded safely"):
+        import_reference(folder, output=tmp_path / "x.safetensors")
+
+
+def test_missing_file_in_folder(tmp_path):
+    with pytest.raises(WeightsError, match="missing .*latest_net_G.pth"):
+        import_reference(tmp_path, output=tmp_path / "x.safetensors")
+
+
+def test_own_format_roundtrip_and_foreign_file(tmp_path):
+    model = tiny_model(seed=4)
+    save_model(tmp_path / "w.safetensors", model, {"source": "unit test", "licence": "MIT"})
+    loaded = load_weights(tmp_path / "w.safetensors")
+    for key, value in model.state_dict().items():
+        if not key.endswith("num_batches_tracked"):
+            assert torch.equal(loaded.model.state_dict()[key], value)
+    assert loaded.metadata["source"] == "unit test"
+    (tmp_path / "junk.safetensors").write_bytes(b"junk")
+    with pytest.raises(WeightsError):
+        load_weights(tmp_path / "junk.safetensors")
