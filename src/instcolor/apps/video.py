@@ -36,7 +36,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from instcolor.color import join_lab, lightness, rgb_to_grey
+from instcolor.color import lightness, rgb_to_grey
+from instcolor.color.compose import lab_to_image
 from instcolor.evaluation.video import FlickerMeter, histogram_distance, lightness_histogram, psnr
 from instcolor.inference.pipeline import Colorizer
 from instcolor.instances import Instances
@@ -244,8 +245,10 @@ class FilmColorizer:
             ab = (1.0 - weight) * ab_frame + weight * ref_ab
         self._l, self._ab = l_full, ab
         self.frames_in_shot += 1
-        colour = join_lab(l_full, ab)[0].permute(1, 2, 0).numpy()
-        out = np.clip(np.round(colour * 255.0), 0, 255).astype(np.uint8)
+        if ab is ab_frame:  # nothing blended: the pipeline's own result image
+            out = np.asarray(result.image.convert("RGB"))
+        else:  # the pipeline's banded full-resolution composition, with the blended chroma
+            out = np.asarray(lab_to_image(l_full, ab).convert("RGB"))
         return FrameResult(out, l_full, ab_frame, ab, cut, result.instances)
 
 
