@@ -90,3 +90,14 @@ def test_reduced_precision_and_its_device_check(photos, weights, tmp_path):
     result = run(photos, "-o", tmp_path / "out16", "--weights", weights, "--device", "cpu", "--precision", "fp16")
     assert result.exit_code == 2 and "CUDA only" in result.output
     assert not (tmp_path / "out16").exists()
+
+
+def test_precision_auto_measures_runs_and_says_what_it_chose(photos, weights, tmp_path, monkeypatch):
+    monkeypatch.setenv("INSTCOLOR_HOME", str(tmp_path / "home"))
+    out = tmp_path / "out"
+    args = (photos, "-o", out, "--weights", weights, "--detector", "none", "--device", "cpu", "--precision", "auto")
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    assert "precision: " in result.output
+    assert Image.open(out / "a.png").size == (64, 48)
+    assert (tmp_path / "home" / "precision.json").is_file()
