@@ -98,6 +98,8 @@ class Colorizer:
         fusion: ``"auto"`` (``"batched"`` on CUDA, ``"streamed"`` on CPU) or a strategy of
             :meth:`InstColorModel.set_fusion_strategy`.
         cuda_graphs: replay the networks as CUDA graphs, one per instance count (CUDA only).
+        backend: ``"torch"``, ``"onnxruntime"`` (the exported graphs, fp32 or int8; see
+            :mod:`instcolor.inference.backends`) or ``"auto"`` (the faster here, measured once and cached).
         fast: False runs the plain eager float32 path (reference fusion, whole-image colour
             conversion); then ``precision`` must be fp32 and the other speed options are ignored.
 
@@ -120,6 +122,7 @@ class Colorizer:
         fusion: str = "auto",
         cuda_graphs: bool = False,
         fast: bool = True,
+        backend: str = "torch",
     ) -> None:
         self.device = resolve_device(device)
         self.detector = detector
@@ -135,12 +138,21 @@ class Colorizer:
             if precision == "auto":
                 from instcolor.inference.precision import choose_precision
 
-                precision = choose_precision(model.to(self.device).eval(), self.device, self.size)
+                allowed = ("fp32", "int8") if backend == "onnxruntime" else None  # what ONNX Runtime runs
+                precision = choose_precision(model.to(self.device).eval(), self.device, self.size, allowed=allowed)
             options = RuntimeOptions(
                 precision=precision, channels_last=channels_last, fusion=fusion, compile=compile,
                 cuda_graphs=cuda_graphs,
             )  # fmt: skip
-        self._runtime = prepare_model(model, self.device, options, self.size)
+        if backend == "torch":
+            self._runtime = prepare_model(model, self.device, options, self.size)
+        elif not fast:
+            raise ValueError("the plain eager path (fast=False) runs on the torch backend")
+        else:
+            from instcolor.inference.backends import backend_runtime
+
+            self._runtime = backend_runtime(model, self.device, options, self.size, backend)
+        self.backend = getattr(self._runtime, "backend", "torch")
         self.model = self._runtime.model
         self.precision = options.precision
 
@@ -155,6 +167,7 @@ class Colorizer:
         channels_last: bool = True,
         compile: bool = False,
         fast: bool = True,
+        backend: str = "torch",
         **detector_options,
     ) -> Colorizer:
         """Load installed weights by name (``paper-coco``, ``starter``...) or from a file.
@@ -174,7 +187,7 @@ class Colorizer:
             det = load_detector(detector, device=str(device), **detector_options)
         return cls(
             loaded.model, detector=det, device=device, metadata=loaded.metadata,
-            precision=precision, channels_last=channels_last, compile=compile, fast=fast,
+            precision=precision, channels_last=channels_last, compile=compile, fast=fast, backend=backend,
         )  # fmt: skip
 
     def detect(self, decoded: DecodedImage, l_full: torch.Tensor | None = None) -> Instances:

@@ -151,15 +151,19 @@ def choose_precision(
     size: int = 256,
     cache_path: Path | None = None,
     remeasure: bool = False,
+    allowed: tuple[str, ...] | None = None,
 ) -> str:
-    """``"auto"`` resolved for this device and model: read from the cache, else measured and cached."""
+    """``"auto"`` resolved for this device and model: read from the cache, else measured and cached.
+
+    ``allowed`` limits the candidates (e.g. to what a backend other than torch runs).
+    """
     device = torch.device(device)
-    candidates = candidate_precisions(device)
+    candidates = [c for c in candidate_precisions(device) if allowed is None or c in allowed]
     if candidates == ["fp32"]:
         return "fp32"
     path = cache_path or precision_cache_path()
-    key = cache_key(device, model, size)
-    cache = _read_cache(path)
+    key = cache_key(device, model, size) + ("" if allowed is None else f"|{','.join(candidates)}")
+    cache = read_cache(path)
     entry = cache.get(key)
     if not remeasure and isinstance(entry, dict) and entry.get("precision") in candidates:
         return entry["precision"]
@@ -170,11 +174,12 @@ def choose_precision(
         "trials": [asdict(t) for t in trials],
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    _write_cache(path, cache)
+    write_cache(path, cache)
     return choice
 
 
-def _read_cache(path: Path) -> dict:
+def read_cache(path: Path) -> dict:
+    """A JSON cache of measured choices (empty when missing or corrupt)."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -182,7 +187,8 @@ def _read_cache(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _write_cache(path: Path, cache: dict) -> None:
+def write_cache(path: Path, cache: dict) -> None:
+    """Write a JSON cache of measured choices atomically (a read-only home is not an error)."""
     from instcolor.io import atomic_write_bytes
 
     try:
