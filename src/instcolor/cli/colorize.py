@@ -26,6 +26,16 @@ class Mode(str, Enum):
     full = "full"
 
 
+class BackendChoice(str, Enum):
+    torch = "torch"
+    onnxruntime = "onnxruntime"
+    auto = "auto"
+
+
+#: ``--backend``, shared by colorize, serve and bench.
+BACKEND_HELP = "torch; onnxruntime (exported graphs, fp32/int8); auto: the faster here, measured once and cached"
+
+
 class PrecisionChoice(str, Enum):
     auto = "auto"
     fp32 = "fp32"
@@ -95,6 +105,7 @@ def colorize(
         "int8 (CPUs with VNNI/AMX); auto: the fastest accurate one here, measured once and cached",
     ),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the networks (slow first image)"),
+    backend: BackendChoice = typer.Option(BackendChoice.torch, help=BACKEND_HELP),
 ) -> None:
     """Colorize grey photos; results are written at the input's full resolution."""
     from instcolor.inference.overlap import Job, colorize_files
@@ -106,6 +117,10 @@ def colorize(
     try:
         if precision is not PrecisionChoice.auto:
             check_precision(precision.value, resolve_device(device))
+        if backend is not BackendChoice.torch:
+            from instcolor.inference.backends import check_backend
+
+            check_backend(backend.value, precision.value, resolve_device(device))
     except ValueError as err:
         raise fail(str(err), EXIT_USAGE) from None
     box_entries = {}
@@ -128,6 +143,7 @@ def colorize(
             max_instances=max_instances,
             precision=precision.value,
             compile=compile,
+            backend=backend.value,
         )
     except (WeightsError, ValueError, RuntimeError) as err:
         raise fail(str(err)) from None
@@ -135,6 +151,8 @@ def colorize(
         console.print(f"detector: {colorizer.detector.name}", highlight=False)
     if precision is PrecisionChoice.auto:
         console.print(f"precision: {colorizer.precision}", highlight=False)
+    if backend is BackendChoice.auto:
+        console.print(f"backend: {colorizer.backend}", highlight=False)
     failures = len(problems)
     jobs: list[Job] = []
     for source, target in pairs:

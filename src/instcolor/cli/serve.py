@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from instcolor.cli.app import app, console, fail
-from instcolor.cli.colorize import DetectorChoice, choose_weights
+from instcolor.cli.colorize import BACKEND_HELP, BackendChoice, DetectorChoice, choose_weights
 
 
 @app.command()
@@ -15,6 +15,7 @@ def serve(
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
     host: str = typer.Option("127.0.0.1", help="address to listen on (127.0.0.1: this computer only)"),
     port: int = typer.Option(7860, help="port"),
+    backend: BackendChoice = typer.Option(BackendChoice.torch, help=BACKEND_HELP),
 ) -> None:
     """Open a local web page to colorize photos in the browser."""
     from instcolor.apps.web import build_app
@@ -22,7 +23,9 @@ def serve(
     from instcolor.models.weights.store import WeightsError
 
     try:
-        colorizer = Colorizer.from_pretrained(choose_weights(weights), device=device, detector=detector.value)
+        colorizer = Colorizer.from_pretrained(
+            choose_weights(weights), device=device, detector=detector.value, backend=backend.value
+        )
         page = build_app(colorizer)
     except (WeightsError, ValueError, RuntimeError) as err:
         raise fail(str(err)) from None
