@@ -33,7 +33,9 @@ def bare_report(settings) -> dict:
     return {"device": device_description(resolve_device(settings.device)), "paths": {}}
 
 
-def run_extra(report: dict, settings, backends: bool, folder_sizes: list[str], console, log) -> None:
+def run_extra(
+    report: dict, settings, backends: bool, folder_sizes: list[str], console, log, instances=(0, 1, 8)
+) -> None:
     from instcolor.devices import resolve_device
 
     device = resolve_device(settings.device)
@@ -45,7 +47,7 @@ def run_extra(report: dict, settings, backends: bool, folder_sizes: list[str], c
     size = settings.input_size
     pick = "torch fp32"
     if backends:
-        result = measure_backend_rows(_model(settings), size, repeats=settings.repeats, log=log)
+        result = measure_backend_rows(_model(settings), size, instances, repeats=settings.repeats, log=log)
         report["backends"] = result
         render_backend_rows(result, console)
         pick = result["pick"]

@@ -41,6 +41,7 @@ def bench(
     folder_sizes: str = typer.Option(
         "0.3MP,1MP,12MP", help="folder throughput, overlapped vs one at a time, at these sizes ('': skip)"
     ),
+    backend_instances: str = typer.Option("0,1,8", help="instance counts of the backend rows"),
     skip_paths: bool = typer.Option(False, "--skip-paths", help="skip the per-path tables (only backends and folders)"),
 ) -> None:
     """Time decode, detect, networks, upsample/convert and encode for each fast path vs eager fp32."""
@@ -87,7 +88,10 @@ def bench(
     if backends or (folder_sizes and not networks_only and folder_images):
         from instcolor.bench.extra import run_extra
 
-        run_extra(report, settings, backends, _split(folder_sizes) if not networks_only else [], console, log)
+        run_extra(
+            report, settings, backends, _split(folder_sizes) if not networks_only else [], console, log,
+            [int(v) for v in _split(backend_instances)],
+        )
     if json_path is not None:
         if str(json_path) == "-":
             typer.echo(json.dumps(report, indent=1, default=str))

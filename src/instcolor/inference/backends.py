@@ -146,6 +146,8 @@ class OrtRuntime:
         session_options = ort.SessionOptions()
         session_options.intra_op_num_threads = torch.get_num_threads()
         session_options.log_severity_level = 3
+        # the fusion graph's pastes are (N, C, s, s) per layer: without the arena, freed at once
+        session_options.enable_cpu_mem_arena = False
         self.providers = self.providers or ort_providers(self.device)
         self.full_session = ort.InferenceSession(str(self.folder / FULL_FILE), session_options, providers=self.providers)
         self.fusion_session = ort.InferenceSession(
