@@ -90,3 +90,35 @@ def test_reduced_precision_and_its_device_check(photos, weights, tmp_path):
     result = run(photos, "-o", tmp_path / "out16", "--weights", weights, "--device", "cpu", "--precision", "fp16")
     assert result.exit_code == 2 and "CUDA only" in result.output
     assert not (tmp_path / "out16").exists()
+
+
+def test_precision_auto_measures_runs_and_says_what_it_chose(photos, weights, tmp_path, monkeypatch):
+    monkeypatch.setenv("INSTCOLOR_HOME", str(tmp_path / "home"))
+    out = tmp_path / "out"
+    args = (photos, "-o", out, "--weights", weights, "--detector", "none", "--device", "cpu", "--precision", "auto")
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    assert "precision: " in result.output
+    assert Image.open(out / "a.png").size == (64, 48)
+    assert (tmp_path / "home" / "precision.json").is_file()
+
+
+def test_export_onnx_then_colorize_on_onnxruntime(photos, weights, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("INSTCOLOR_HOME", str(tmp_path / "home"))
+    exported = runner.invoke(app, ["export", "onnx", str(tmp_path / "onnx"), "--weights", str(weights)])
+    assert exported.exit_code == 0, exported.output
+    card = json.loads((tmp_path / "onnx" / "model_card.json").read_text())
+    assert card["graphs"]["fusion.onnx"]["inputs"][1]["shape"][0] == "instances"
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({"a.png": [{"box": [4, 4, 40, 30], "score": 0.9, "label": "person"}]}))
+    results = {}
+    for backend in ("torch", "onnxruntime"):
+        out = tmp_path / backend
+        args = (photos / "a.png", "-o", out, "--weights", weights, "--boxes", boxes, "--detector", "none", "--device", "cpu")
+        result = run(*args, "--backend", backend)
+        assert result.exit_code == 0, result.output
+        results[backend] = np.asarray(Image.open(out / "a.png"), dtype=int)
+    assert np.abs(results["torch"] - results["onnxruntime"]).max() <= 1  # 8-bit rounding at most
+    bad = run(photos, "-o", tmp_path / "x", "--weights", weights, "--backend", "onnxruntime", "--precision", "bf16")
+    assert bad.exit_code == 2 and "onnxruntime" in bad.output

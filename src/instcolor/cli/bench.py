@@ -38,6 +38,14 @@ def bench(
     targets_path: Path | None = typer.Option(
         None, "--targets", help="judge the results against this targets file (JSON, e.g. benchmarks/targets.json)"
     ),
+    backends: bool = typer.Option(
+        True, help="CPU: also time torch vs onnxruntime, fp32 and int8, at 0, 1 and 8 instances (networks alone)"
+    ),
+    folder_sizes: str = typer.Option(
+        "0.3MP,1MP,12MP", help="folder throughput, overlapped vs one at a time, at these sizes ('': skip)"
+    ),
+    backend_instances: str = typer.Option("0,1,8", help="instance counts of the backend rows"),
+    skip_paths: bool = typer.Option(False, "--skip-paths", help="skip the per-path tables (only backends and folders)"),
 ) -> None:
     """Time decode, detect, networks, upsample/convert and encode for each fast path vs eager fp32."""
     from instcolor.bench.benchmark import (
@@ -71,11 +79,24 @@ def bench(
         weights=weights, detector=None if detector == "none" else detector, folder_images=folder_images,
         networks_only=networks_only, compile=compile, threads=threads, isolate=isolate,
     )  # fmt: skip
+    log = lambda message: console.print(message, highlight=False)  # noqa: E731
     try:
-        report = run_benchmark(settings, log=lambda message: console.print(message, highlight=False), targets=targets)
+        if skip_paths:
+            from instcolor.bench.extra import bare_report
+
+            report = bare_report(settings)
+        else:
+            report = run_benchmark(settings, log=log, targets=targets)
+            render(report, console)
     except ValueError as err:
         raise fail(str(err)) from None
-    render(report, console)
+    if backends or (folder_sizes and not networks_only and folder_images):
+        from instcolor.bench.extra import run_extra
+
+        run_extra(
+            report, settings, backends, _split(folder_sizes) if not networks_only else [], console, log,
+            [int(v) for v in _split(backend_instances)],
+        )
     if json_path is not None:
         if str(json_path) == "-":
             typer.echo(json.dumps(report, indent=1, default=str))

@@ -71,6 +71,16 @@ class RateColumn(ProgressColumn):
         return Text("-- img/s" if speed is None else f"{speed:.2f} img/s")
 
 
+class BackendChoice(str, Enum):
+    torch = "torch"
+    onnxruntime = "onnxruntime"
+    auto = "auto"
+
+
+#: ``--backend``, shared by colorize, serve and bench.
+BACKEND_HELP = "torch; onnxruntime (exported graphs, fp32/int8); auto: the faster here, measured once and cached"
+
+
 class PrecisionChoice(str, Enum):
     auto = "auto"
     fp32 = "fp32"
@@ -179,6 +189,7 @@ def colorize(
         "default: on with --engine ray or when OUT has a ledger",
     ),  # fmt: skip
     colour_input: ColourInput = typer.Option(ColourInput.grey, help=COLOUR_INPUT_HELP),
+    backend: BackendChoice = typer.Option(BackendChoice.torch, help=BACKEND_HELP),
 ) -> None:
     """Colorize grey photos; results are written at the input's full resolution.
 
@@ -205,6 +216,10 @@ def colorize(
     try:
         if precision is not PrecisionChoice.auto and engine is Engine.local:
             check_precision(precision.value, resolve_device(device))
+        if backend is not BackendChoice.torch:
+            from instcolor.inference.backends import check_backend
+
+            check_backend(backend.value, precision.value, resolve_device(device))
     except ValueError as err:
         raise fail(str(err), EXIT_USAGE) from None
     prepare_output_folder(output, started)  # before any computing: a file, or a folder we cannot write
@@ -246,6 +261,7 @@ def colorize(
         fusion_rule=None if fusion_rule is FusionRuleChoice.auto else fusion_rule.value,
         masks=masks.value,
         colour_input=colour_input.value,
+        backend=backend.value,
     )
     weights_path = choose_weights(weights)
     try:
@@ -274,6 +290,8 @@ def colorize(
                 _print_instance_source(colorizer, [a.job for a in jobs_left], boxes)
             if colorizer is not None and precision is PrecisionChoice.auto:
                 console.print(f"precision: {colorizer.precision}", highlight=False)
+            if colorizer is not None and backend is BackendChoice.auto:
+                console.print(f"backend: {colorizer.backend}", highlight=False)
             records = run_local(colorizer, jobs_left, mode=mode.value) if jobs_left else iter(())
         with sigterm_as_interrupt():
             written = _consume(records, run, len(pairs), len(pairs) - len(jobs_left), notes)

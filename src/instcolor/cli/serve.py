@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from instcolor.cli.app import app, console, fail
-from instcolor.cli.colorize import DetectorChoice, choose_weights
+from instcolor.cli.colorize import BACKEND_HELP, BackendChoice, DetectorChoice, choose_weights
 
 
 @app.command()
@@ -18,6 +18,7 @@ def serve(
     max_mb: float = typer.Option(25.0, min=0.1, help="upload cap per photo, in megabytes"),
     max_megapixels: float = typer.Option(40.0, min=0.1, help="upload cap per photo, in megapixels"),
     max_files: int = typer.Option(32, min=1, help="photos per run"),
+    backend: BackendChoice = typer.Option(BackendChoice.torch, help=BACKEND_HELP),
 ) -> None:
     """Open a local web page to colorize photos in the browser (offline; this computer only unless --host)."""
     from instcolor.apps.web import PageLimits, build_app, launch
@@ -25,7 +26,9 @@ def serve(
     from instcolor.models.weights.store import WeightsError
 
     try:
-        colorizer = Colorizer.from_pretrained(choose_weights(weights), device=device, detector=detector.value)
+        colorizer = Colorizer.from_pretrained(
+            choose_weights(weights), device=device, detector=detector.value, backend=backend.value
+        )
         limits = PageLimits(max_bytes=int(max_mb * 2**20), max_megapixels=max_megapixels, max_files=max_files)
         page = build_app(colorizer, limits=limits)
     except (WeightsError, ValueError, RuntimeError) as err:

@@ -111,6 +111,8 @@ class Colorizer:
         fusion: ``"auto"`` (``"batched"`` on CUDA, ``"streamed"`` on CPU) or a strategy of
             :meth:`InstColorModel.set_fusion_strategy`.
         cuda_graphs: replay the networks as CUDA graphs, one per instance count (CUDA only).
+        backend: ``"torch"``, ``"onnxruntime"`` (the exported graphs, fp32 or int8; see
+            :mod:`instcolor.inference.backends`) or ``"auto"`` (the faster here, measured once and cached).
         fast: False runs the plain eager float32 path (reference fusion, whole-image colour
             conversion); then ``precision`` must be fp32 and the other speed options are ignored.
         fusion_rule: ``"reference"`` or ``"confined"`` (see :class:`instcolor.networks.ModelConfig`)
@@ -151,6 +153,7 @@ class Colorizer:
         segmenter=None,
         max_instances: int = DEFAULT_MAX_INSTANCES,
         colour_input: str = "grey",
+        backend: str = "torch",
     ) -> None:
         if colour_input not in COLOUR_INPUT_CHOICES:
             raise ValueError(f"colour_input must be one of {COLOUR_INPUT_CHOICES}, got {colour_input!r}")
@@ -176,12 +179,21 @@ class Colorizer:
             if precision == "auto":
                 from instcolor.inference.precision import choose_precision
 
-                precision = choose_precision(model.to(self.device).eval(), self.device, self.size)
+                allowed = ("fp32", "int8") if backend == "onnxruntime" else None  # what ONNX Runtime runs
+                precision = choose_precision(model.to(self.device).eval(), self.device, self.size, allowed=allowed)
             options = RuntimeOptions(
                 precision=precision, channels_last=channels_last, fusion=fusion, compile=compile,
                 cuda_graphs=cuda_graphs,
             )  # fmt: skip
-        self._runtime = prepare_model(model, self.device, options, self.size)
+        if backend == "torch":
+            self._runtime = prepare_model(model, self.device, options, self.size)
+        elif not fast:
+            raise ValueError("the plain eager path (fast=False) runs on the torch backend")
+        else:
+            from instcolor.inference.backends import backend_runtime
+
+            self._runtime = backend_runtime(model, self.device, options, self.size, backend)
+        self.backend = getattr(self._runtime, "backend", "torch")
         self.model = self._runtime.model
         self.precision = options.precision
 
@@ -200,6 +212,7 @@ class Colorizer:
         masks: str = "auto",
         colour_input: str = "grey",
         fallback: bool | None = None,
+        backend: str = "torch",
         **detector_options,
     ) -> Colorizer:
         """Load installed weights by name (``paper-coco``, ``starter``...) or from a file.
@@ -232,6 +245,7 @@ class Colorizer:
             precision=precision, channels_last=channels_last, compile=compile, fast=fast,
             fusion_rule=fusion_rule, masks=masks, segmenter=segmenter, colour_input=colour_input,
             max_instances=detector_options.get("max_instances", DEFAULT_MAX_INSTANCES),
+            backend=backend,
         )  # fmt: skip
 
     def detect(self, decoded: DecodedImage, l_full_res: torch.Tensor | None = None) -> Instances:
