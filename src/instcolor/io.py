@@ -78,10 +78,53 @@ def decode_image(image: str | os.PathLike | Image.Image | np.ndarray) -> Decoded
     if isinstance(image, np.ndarray):
         return _decode_array(image)
     if isinstance(image, (str, os.PathLike)):
+        rgb16 = _read_rgb16(image)
+        if rgb16 is not None:
+            return _decoded(rgb16)
         image = open_image(image)
     if not isinstance(image, Image.Image):
         raise TypeError(f"expected a path, PIL image or numpy array, got {type(image).__name__}")
     return _decode_pil(image)
+
+
+def _read_rgb16(path: str | os.PathLike) -> np.ndarray | None:
+    """``(H, W, 3)`` uint16 samples of a 16-bit RGB PNG or TIFF (Pillow reads these as 8-bit), else None.
+
+    Only plain cases: a PNG without alpha, a TIFF's first page with three 16-bit channels and no
+    rotation tag; anything else (or any reading error) is left to Pillow.
+    """
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(26)
+        if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR" and head[24] == 16 and head[25] == 2:
+            import png
+
+            width, height, rows, _ = png.Reader(filename=os.fspath(path)).asDirect()
+            check_pixel_count(width, height)
+            return np.vstack([np.asarray(row, dtype=np.uint16) for row in rows]).reshape(height, width, 3)
+        if head[:4] in (b"II*\x00", b"MM\x00*"):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                page = tif.pages[0]
+                orientation = page.tags.get(274)
+                if (
+                    page.dtype != np.uint16 or len(page.shape) != 3 or page.shape[2] != 3
+                    or (orientation is not None and orientation.value != 1)
+                ):  # fmt: skip
+                    return None
+                check_pixel_count(page.shape[1], page.shape[0])
+                return np.ascontiguousarray(page.asarray(), dtype=np.uint16)
+    except (OSError, ValueError, IndexError, ImportError):
+        return None
+    return None
+
+
+def check_pixel_count(width: int, height: int) -> None:
+    """Raise ValueError for an image Pillow would refuse as a decompression bomb."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and width * height > 2 * limit:
+        raise ValueError(f"image of {width}x{height} pixels is too large")
 
 
 def _decode_pil(img: Image.Image) -> DecodedImage:
@@ -179,17 +222,50 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
-def save_image(image: Image.Image, path: str | os.PathLike, quality: int = 95) -> None:
-    """Save a PIL image atomically; the format follows the file ending."""
+#: Formats :func:`save_image` writes with 16 bits per channel when given a 16-bit image.
+SIXTEEN_BIT_FORMATS = ("PNG", "TIFF")
+
+
+def save_image(
+    image: Image.Image, path: str | os.PathLike, quality: int = 95, rgb16: np.ndarray | None = None
+) -> None:
+    """Save a PIL image atomically; the format follows the file ending.
+
+    Args:
+        rgb16: the same image as ``(H, W, 3)`` uint16 sRGB: written instead of ``image`` (16 bits
+            per channel) when the format is PNG or TIFF; other formats get the 8-bit ``image``.
+    """
     path = Path(path)
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
         raise ValueError(f"unknown image file ending {path.suffix!r}")
+    if rgb16 is not None and fmt in SIXTEEN_BIT_FORMATS:
+        _save_rgb16(rgb16, path, fmt)
+        return
     if fmt == "JPEG" and image.mode == "RGBA":
         image = image.convert("RGB")
     options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
     with atomic_path(path) as tmp:
         image.save(tmp, format=fmt, **options)
+
+
+def _save_rgb16(rgb16: np.ndarray, path: Path, fmt: str) -> None:
+    """Write ``(H, W, 3)`` uint16 RGB as a 16-bit PNG (pypng) or TIFF (tifffile), atomically."""
+    rgb16 = np.ascontiguousarray(rgb16, dtype=np.uint16)
+    if rgb16.ndim != 3 or rgb16.shape[2] != 3:
+        raise ValueError(f"expected an HxWx3 uint16 image, got shape {rgb16.shape}")
+    height, width = rgb16.shape[:2]
+    with atomic_path(path) as tmp:
+        if fmt == "PNG":
+            import png
+
+            writer = png.Writer(width, height, greyscale=False, bitdepth=16)
+            with open(tmp, "wb") as stream:
+                writer.write_array(stream, rgb16.reshape(-1))
+        else:
+            import tifffile
+
+            tifffile.imwrite(tmp, rgb16, photometric="rgb", compression="zlib")
 
 
 def walk_inputs(

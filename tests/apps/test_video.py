@@ -194,3 +194,25 @@ def test_bad_videos_give_one_line_and_no_output(tmp_path):
             colorize_video(tmp_path / name, tmp_path / "out" / f"{name}.mp4", colorizer)
         assert "\n" not in str(err.value)
         assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir()), name
+
+
+def _stream_end(container, stream) -> float:
+    """Seconds from the container's start to the end of the last packet of ``stream``."""
+    ends = [
+        float((p.pts + p.duration) * p.time_base) for p in container.demux(stream) if p.pts is not None and p.duration
+    ]
+    return max(ends) - (float(stream.start_time * stream.time_base) if stream.start_time else 0.0)
+
+
+def test_max_frames_trims_the_audio_to_the_video(tmp_path):
+    from instcolor.apps.video import colorize_video
+
+    source, target = tmp_path / "clip.mp4", tmp_path / "out" / "clip-colour.mp4"
+    write_grey_clip(source, frames=12)  # 1 s of video at 12 frames/s, 1 s of audio
+    report = colorize_video(source, target, Colorizer(tiny_model(), size=32), max_frames=3)
+    assert report.frames == 3
+    with av.open(str(target)) as container:
+        audio_end = _stream_end(container, container.streams.audio[0])
+    video_seconds = 3 / 12
+    one_audio_frame = 1024 / 16000
+    assert 0 < audio_end <= video_seconds + one_audio_frame + 1e-3

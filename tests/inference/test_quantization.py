@@ -52,3 +52,24 @@ def test_quantized_copy_is_close_and_leaves_the_model_alone(samples, quantized_p
 
 def test_keeps_the_fusion_strategy(quantized_pair):
     assert quantized_pair[2].fusion_strategy == "streamed"
+
+
+def test_no_vnni_gives_our_one_line_not_torchs_warning(monkeypatch, samples):
+    import warnings
+
+    from instcolor.inference.quantization import NO_VNNI_MESSAGE, Int8AccuracyWarning
+
+    if "onednn" not in torch.backends.quantized.supported_engines:
+        pytest.skip("no oneDNN quantized engine")
+    monkeypatch.setattr(torch.cpu, "_is_vnni_supported", lambda: False)
+    engine = torch.backends.quantized.engine
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            quantize_int8(tiny_model(seed=3), samples, engine="onednn")
+    finally:
+        torch.backends.quantized.engine = engine
+    texts = [str(w.message) for w in caught]
+    assert NO_VNNI_MESSAGE in texts
+    assert any(w.category is Int8AccuracyWarning for w in caught)
+    assert not any("Vector Neural Network" in t or "reduce_range" in t for t in texts)

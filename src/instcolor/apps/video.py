@@ -427,13 +427,21 @@ def colorize_video(
             shutil.rmtree(partial, ignore_errors=True)
             raise VideoError(f"{source}: the file is cut short ({index} of {expected} frames decoded)")
         seconds = time.perf_counter() - start
-        _join(partial, chunks, source, target, rate)
+        until = None
+        if max_frames is not None:  # stopped early: the audio stops with the last frame
+            start_at = float(in_video.start_time * in_video.time_base) if in_video.start_time is not None else 0.0
+            until = start_at + index / float(rate)
+        _join(partial, chunks, source, target, rate, until)
     shutil.rmtree(partial, ignore_errors=True)
     return VideoReport(index, seconds, film.cuts, flicker_frame.value, flicker_ours.value, resumed_from)
 
 
-def _join(partial: Path, chunks: list[str], source, target: Path, rate: Fraction) -> None:
-    """Mux the chunks' video and the source's audio into ``target`` (atomic)."""
+def _join(partial: Path, chunks: list[str], source, target: Path, rate: Fraction, until: float | None = None) -> None:
+    """Mux the chunks' video and the source's audio into ``target`` (atomic).
+
+    ``until``: seconds (source timeline) after which no audio packet starts, so a run cut short by
+    ``max_frames`` does not carry the whole track (the last packet may end one audio frame later).
+    """
     av = _require_av()
     with atomic_path(target) as tmp, av.open(os.fspath(tmp), mode="w", format=_container_format(target)) as writer:
         readers = [av.open(os.fspath(partial / name)) for name in chunks]
@@ -444,7 +452,14 @@ def _join(partial: Path, chunks: list[str], source, target: Path, rate: Fraction
             with av.open(os.fspath(source)) as original:
                 in_audio = original.streams.audio[0] if original.streams.audio else None
                 out_audio = writer.add_stream_from_template(in_audio) if in_audio is not None else None
-                audio = (p for p in original.demux(in_audio) if p.dts is not None) if in_audio is not None else iter(())
+                audio = (
+                    (
+                        p for p in original.demux(in_audio)
+                        if p.dts is not None and (until is None or float((p.dts if p.pts is None else p.pts) * p.time_base) < until)
+                    )
+                    if in_audio is not None
+                    else iter(())
+                )  # fmt: skip
                 video = (p for r, s, _ in streams for p in r.demux(s) if p.dts is not None)
                 pending_audio = next(audio, None)
                 for packet in video:

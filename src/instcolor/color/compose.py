@@ -1,4 +1,4 @@
-"""Full-resolution colour work in row bands: the image's lightness, and L + upsampled ab -> 8-bit sRGB.
+"""Full-resolution colour work in row bands: the image's lightness, and L + upsampled ab -> 8-bit (or 16-bit) sRGB.
 
 The plain path converts the whole image at once (``color.lightness`` computes a full Lab image
 only to keep L; ``color.join_lab`` then ``io.to_pil`` make three full-size float RGB arrays). Here
@@ -112,6 +112,24 @@ def lab_to_image(l_full_res: torch.Tensor, ab: torch.Tensor, alpha: np.ndarray |
     return Image.fromarray(out, "RGB" if alpha is None else "RGBA")
 
 
+def lab_to_rgb16(l_full_res: torch.Tensor, ab: torch.Tensor) -> np.ndarray:
+    """``(H, W, 3)`` uint16 sRGB from L ``(1, 1, H, W)`` and ab ``(1, 2, H, W)``: :func:`lab_to_image` in 16 bits.
+
+    The same maths in row bands, float sRGB clipped to ``[0, 1]`` and rounded to the nearest of
+    65536 steps (for 16-bit inputs, whose lightness has more than 256 levels).
+    """
+    height, width = l_full_res.shape[-2:]
+    out = np.empty((height, width, 3), dtype=np.uint16)
+    rows = height if l_full_res.device.type == "cuda" else _band_rows(width)
+    for top in range(0, height, rows):
+        l_band = l_full_res[0, 0, top : top + rows].float()
+        a_band, b_band = ab[0, :, top : top + rows].float()
+        unit = _lab_to_unit_rgb(l_band, a_band, b_band)
+        band = unit.mul_(65535.0).round_().to(torch.int32).permute(1, 2, 0).cpu().numpy()
+        out[top : top + rows] = band.astype(np.uint16)
+    return out
+
+
 # Lab -> sRGB, D65, with the constants of kornia.color.lab_to_rgb (our reference maths).
 _WHITE = (0.95047, 1.0, 1.08883)
 _XYZ_TO_LINEAR_RGB = (
@@ -123,6 +141,11 @@ _XYZ_TO_LINEAR_RGB = (
 
 def _lab_to_rgb8(l_channel: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``(3, h, w)`` uint8 sRGB of Lab planes ``(h, w)``: :func:`color.lab_to_rgb` with fewer temporaries."""
+    return _lab_to_unit_rgb(l_channel, a, b).mul_(255.0).round_().to(torch.uint8)
+
+
+def _lab_to_unit_rgb(l_channel: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``(3, h, w)`` float32 sRGB in ``[0, 1]`` (out-of-gamut values clipped) of Lab planes ``(h, w)``."""
     f = torch.empty((3, *l_channel.shape), dtype=torch.float32, device=l_channel.device)
     torch.add(l_channel, 16.0, out=f[1]).div_(116.0)
     torch.div(a, 500.0, out=f[0]).add_(f[1])
@@ -138,7 +161,7 @@ def _lab_to_rgb8(l_channel: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> t
     encoded = torch.where(
         linear > 0.0031308, torch.pow(linear.clamp(min=0.0031308), 1 / 2.4).mul_(1.055).sub_(0.055), linear * 12.92
     )
-    return encoded.clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
+    return encoded.clamp_(0.0, 1.0)
 
 
 #: Lab chroma (``sqrt(a*^2 + b*^2)``) above which a pixel counts as coloured: grey JPEGs stay under 3.

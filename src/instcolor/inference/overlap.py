@@ -77,9 +77,9 @@ def spare_core(device: torch.device | str = "cpu") -> bool:
     return cores > torch.get_num_threads()
 
 
-def _write(image, target: Path) -> Path:
+def _write(image, target: Path, image16=None) -> Path:
     target = output_target(target, image.mode)
-    save_image(image, target)
+    save_image(image, target, rgb16=image16)  # 16 bits per channel for 16-bit inputs to PNG/TIFF
     return target
 
 
@@ -108,7 +108,7 @@ def colorize_files(
             try:
                 result = colorizer(job.source, job.given(), mode=mode)
                 yield Done(
-                    job, _write(result.image, job.target), seconds=time.perf_counter() - start, **_about(result)
+                    job, _write(result.image, job.target, getattr(result, "image16", None)), seconds=time.perf_counter() - start, **_about(result)
                 )
             except Exception as err:  # one bad file must not stop a folder run
                 yield Done(job, error=err, seconds=time.perf_counter() - start)
@@ -134,7 +134,7 @@ def colorize_files(
             if done is not None:
                 yield done
             else:
-                writing = (job, pool.submit(_write, result.image, job.target), start, _about(result))
+                writing = (job, pool.submit(_write, result.image, job.target, getattr(result, "image16", None)), start, _about(result))
                 del result
         if writing is not None:
             yield _finish(*writing)

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from instcolor.color import denormalize_ab, join_lab, lightness, normalize_l
-from instcolor.color.compose import grey_levels, image_lightness, lab_to_image
+from instcolor.color.compose import grey_levels, image_lightness, lab_to_image, lab_to_rgb16
 from instcolor.devices import resolve_device
 from instcolor.inference.preprocess import prepare
 from instcolor.inference.runtime import EAGER_FP32, RuntimeOptions, prepare_model
@@ -66,6 +66,9 @@ class ColorizeResult:
             when the colorizer has a :attr:`Colorizer.timer`, else empty.
         notes: one line each for what the user should know: given boxes dropped, clipped or left
             out by the instance cap, an input that already had colour.
+        image16: for a 16-bit input (without alpha), the same colour image as ``(H, W, 3)`` uint16
+            sRGB (``image`` is it rounded to 8 bits); None otherwise. Folder runs write it to PNG
+            and TIFF outputs (:func:`instcolor.io.save_image`).
     """
 
     image: Image.Image
@@ -75,6 +78,7 @@ class ColorizeResult:
     detector: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    image16: np.ndarray | None = None
 
     @property
     def boxes(self) -> np.ndarray:
@@ -374,20 +378,28 @@ class Colorizer:
             with self._stage("detect"):
                 instances = with_person_masks(instances, grey_levels(l_full_res), self.segmenter)
         alpha = decoded.alpha
+        sixteen = decoded.pixels.dtype == np.uint16 and alpha is None  # kept as 16-bit RGB (PNG/TIFF)
         del decoded  # only L and alpha are needed from here
         has_boxes = len(instances) > 0
         ab, ran = self.predict_ab(l_full_res, instances.boxes if has_boxes else None, mode, instances.masks)
         if colour is not None:
             own_ab, coloured = colour
             ab = torch.where(coloured.to(ab.device), own_ab.to(ab.device), ab)
+        image16 = None
         with self._stage("upsample_convert"):
             if self.fast:
                 colour = lab_to_image(l_full_res, ab, alpha)
+                if sixteen:
+                    image16 = lab_to_rgb16(l_full_res, ab)
             else:
-                colour = to_pil(join_lab(l_full_res, ab)[0].permute(1, 2, 0).cpu().numpy(), alpha)
+                rgb = join_lab(l_full_res, ab)[0].permute(1, 2, 0).cpu().numpy()
+                colour = to_pil(rgb, alpha)
+                if sixteen:
+                    image16 = np.clip(np.round(rgb * 65535.0), 0, 65535).astype(np.uint16)
             ab_array = ab[0].cpu().numpy()
         return ColorizeResult(
             image=colour,
+            image16=image16,
             ab=ab_array,
             instances=instances,
             mode=ran,

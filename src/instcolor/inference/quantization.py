@@ -53,6 +53,36 @@ def _quiet_deprecation() -> Iterator[None]:
         yield
 
 
+class Int8AccuracyWarning(UserWarning):
+    """int8 on this CPU may be less accurate (no VNNI for the oneDNN engine)."""
+
+
+#: Our one line for torch's "may have accuracy issues on CPU without Vector Neural Network
+#: Instruction support" warning.
+NO_VNNI_MESSAGE = (
+    "int8 on this CPU has no VNNI: oneDNN's int8 kernels may lose some accuracy here "
+    "(--precision fp32 or bf16 if colours look off)"
+)
+
+
+def default_qconfig(engine: str):
+    """torch's default static qconfig for ``engine``, with its CPU warnings replaced by our one line.
+
+    torch warns (with its own wording) when the oneDNN engine runs on a CPU without VNNI; that
+    warning is caught here and :data:`NO_VNNI_MESSAGE` is issued instead (:class:`Int8AccuracyWarning`).
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        qconfig = torch.ao.quantization.get_default_qconfig(engine)
+    for warning in caught:
+        text = str(warning.message)
+        if "Vector Neural Network" in text or "VNNI" in text:
+            warnings.warn(NO_VNNI_MESSAGE, Int8AccuracyWarning, stacklevel=3)
+        elif not ("quantiz" in text.lower() and "deprecat" in text.lower()):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return qconfig
+
+
 class QuantizedIsland(nn.Module):
     """``quantize -> int8 modules -> dequantize``: float in, float out."""
 
@@ -172,7 +202,7 @@ def quantize_int8(
     if engine is None:
         raise RuntimeError("this PyTorch build has no quantized CPU engine (x86, onednn or fbgemm)")
     torch.backends.quantized.engine = engine
-    qconfig = torch.ao.quantization.get_default_qconfig(engine)
+    qconfig = default_qconfig(engine)
     quantized = model if inplace else copy.deepcopy(model)
     quantized = quantized.cpu().float().to(memory_format=torch.contiguous_format).eval()
     for net in (quantized.full, quantized.instance, quantized.fusion.backbone):
