@@ -42,9 +42,12 @@ def test_every_model_tensor_is_covered(reference_state_dicts):
         return tuple(tensor.shape), tuple(tensor.reshape(-1)[:4].tolist()), float(tensor.double().sum())
 
     sources = {
-        fingerprint(v): (net, k) for net, sd in reference_state_dicts.items() for k, v in sd.items() if v.is_floating_point()
+        (net, fingerprint(v)): k for net, sd in reference_state_dicts.items() for k, v in sd.items() if v.is_floating_point()
     }
-    landed = [sources.get(fingerprint(v)) for v in state.values() if v.is_floating_point()]
+    network = {"full": "GComp", "instance": "G", "fusion": "GF"}  # (G and GComp hold the same recipe)
+    landed = [
+        sources.get((network[k.split(".")[0]], fingerprint(v))) for k, v in state.items() if v.is_floating_point()
+    ]
     assert None not in landed and len(set(landed)) == len(landed)
     pairs = {
         "fusion.fusers.conv5_3.instance_net.0.weight": ("GF", "weight_layer5.simple_instance_conv.0.weight"),
