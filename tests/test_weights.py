@@ -42,7 +42,7 @@ def test_every_model_tensor_is_covered(reference_state_dicts):
         return tuple(tensor.shape), tuple(tensor.reshape(-1)[:4].tolist()), float(tensor.double().sum())
 
     sources = {
-        (net, fingerprint(v)): k for net, sd in reference_state_dicts.items() for k, v in sd.items() if v.is_floating_point()
+        (net, fingerprint(v)): (net, k) for net, sd in reference_state_dicts.items() for k, v in sd.items() if v.is_floating_point()
     }
     network = {"full": "GComp", "instance": "G", "fusion": "GF"}  # (G and GComp hold the same recipe)
     landed = [
