@@ -204,6 +204,19 @@ def test_compiled_fp32_matches_eager(model, image, eager_ab):
     assert np.abs(compiled - eager_ab).max() / AB_SCALE <= FP32_MAX_DELTA
 
 
+def test_compile_option_compiles_every_block(model, image, eager_ab, monkeypatch):
+    """Fast twin of the slow test above: ``compile=True`` hands every block of the three networks
+    and both CNNs of each of the 13 fusion layers to ``Module.compile`` (recorded, not compiled)."""
+    compiled = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, *a, **k: compiled.append(self))
+    colorizer = Colorizer(copy.deepcopy(model), size=32, compile=True)
+    blocks = [*colorizer.model.full.blocks(), *colorizer.model.instance.blocks(), *colorizer.model.fusion.backbone.blocks()]
+    fusers = [net for layer in colorizer.model.fusion.fusers.values() for net in (layer.instance_net, layer.background_net)]
+    assert len(fusers) == 26
+    assert {id(m) for m in compiled} == {id(m) for m in blocks + fusers}
+    assert np.abs(colorizer(image, boxes=BOXES).ab - eager_ab).max() / AB_SCALE <= FP32_MAX_DELTA
+
+
 # --------------------------------------------------------------------- reference fixture (width 1)
 
 CASES = official_cases()
