@@ -230,19 +230,28 @@ def _colour_and_grey(scenes, folder: Path) -> Path:
     return folder
 
 
-def test_greyscale_originals_give_no_gradient(scenes, tmp_path, monkeypatch):
+@pytest.mark.parametrize("stage", ["full", "fusion"])
+def test_greyscale_originals_give_no_gradient(scenes, tmp_path, monkeypatch, stage):
     """The invalid (greyscale) sample's target never reaches the weights: garbage there changes nothing."""
     import instcolor.training.trainer as trainer_module
     from instcolor.training.data import collate
 
     data = _colour_and_grey(scenes, tmp_path / "data")
-    settings = dict(stage="full", batch_size=2, epochs=2, decay_epochs=0, augment=False)
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({name: [{"box": [8, 8, 48, 40], "score": 0.9, "label": "person"}]
+                                 for name in ("a-colour.png", "b-grey.png")}))  # fmt: skip
+    settings = dict(stage=stage, batch_size=2, epochs=2, decay_epochs=0, augment=False, boxes=str(boxes))
+    if stage == "fusion":
+        settings["lr"] = 1e-2
     clean = train(tiny_config(data, tmp_path / "clean", **settings))
 
     def garbage_for_invalid(samples):
         batch = collate(samples)
         assert batch.valid.tolist().count(0.0) == 1, "the grey original must be marked invalid"
         batch.targets[batch.valid == 0] = 0.9  # a strongly coloured target for the grey photo
+        for sample in batch.samples:  # stage 3 reads the per-image samples
+            if not sample.valid:
+                sample.target = torch.full_like(sample.target, 0.9)
         return batch
 
     monkeypatch.setattr(trainer_module, "collate", garbage_for_invalid)
