@@ -6,7 +6,7 @@
 # 1. checks that torch with CUDA and the package's dependencies import (nothing is installed:
 #    the package runs from ./src);
 # 2. runs the CUDA tests: every fast path on CUDA matches fp32 within tolerance
-#    (`pytest -m cuda tests/test_performance.py`);
+#    (`pytest -m cuda tests/inference/test_runtime.py`);
 # 3. benchmarks 256x256 with 0, 1 and 8 instances: eager fp32 vs fp32 fast path vs fp16 / bf16
 #    (batched fusion, the CUDA default), fp16 with CUDA graphs, fp16 with streamed fusion;
 #    networks alone and end to end, and a folder of 1 MP photos (table + JSON);
@@ -58,14 +58,14 @@ $PY -c "import instcolor, instcolor.inference" || { say "FAILED: instcolor does 
 
 STATUS=0
 say "step 1/3: CUDA tests (limit 100 s)"
-timeout 100 $PY -m pytest -q -m cuda -p no:cacheprovider tests/test_performance.py -o addopts="" -ra 2>&1 | tail -25
+timeout 100 $PY -m pytest -q -m cuda -p no:cacheprovider tests/inference/test_runtime.py -o addopts="" -ra 2>&1 | tail -25
 TEST_STATUS=${PIPESTATUS[0]}
 [ "$TEST_STATUS" -eq 0 ] || { say "CUDA tests FAILED (status $TEST_STATUS)"; STATUS=1; }
 
 say "step 2/3: benchmark 256x256, 0/1/8 instances, eager vs fp32 / fp16 (+graphs) / bf16 (limit 150 s)"
 timeout 150 $PY -m instcolor.cli bench --device cuda --paths eager,fp32,fp16,fp16+graphs,fp16+streamed,bf16 --instances 0,1,8 \
     --sizes 256 --repeats 4 --folder-images 4 --detector none --no-isolate \
-    --json "$REPORT_DIR/bench_gpu.json" 2>&1 | tail -60
+    --targets benchmarks/targets.json --json "$REPORT_DIR/bench_gpu.json" 2>&1 | tail -60
 BENCH_STATUS=${PIPESTATUS[0]}
 [ "$BENCH_STATUS" -eq 0 ] || { say "benchmark FAILED (status $BENCH_STATUS)"; STATUS=1; }
 

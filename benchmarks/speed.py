@@ -23,6 +23,7 @@ from instcolor.bench.benchmark import (
     DEFAULT_INSTANCES,
     DEFAULT_SIZES,
     BenchSettings,
+    load_targets,
     render,
     run_benchmark,
     write_report,
@@ -43,6 +44,8 @@ def main() -> None:
     parser.add_argument("--folder-images", type=int, default=6)
     parser.add_argument("--networks-only", action="store_true")
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--targets", type=Path, default=Path(__file__).with_name("targets.json"),
+                        help="thresholds to judge the results against (default: benchmarks/targets.json)")
     args = parser.parse_args()
     settings = BenchSettings(
         device=args.device,
@@ -58,7 +61,9 @@ def main() -> None:
         threads=args.threads,
     )
     console = Console(stderr=True, width=180)
-    report = run_benchmark(settings, log=lambda message: console.print(message, highlight=False))
+    report = run_benchmark(
+        settings, log=lambda message: console.print(message, highlight=False), targets=load_targets(args.targets)
+    )
     render(report, console)
     args.out.mkdir(parents=True, exist_ok=True)
     write_report(report, args.out / "speed.json")

@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from instcolor.io import atomic_path, decode_image, find_images, save_image, to_pil
-from helpers import gradient_image
+from tests.support.helpers import gradient_image
 
 
 def test_grey_uint8_array():

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -190,8 +192,16 @@ def save_image(image: Image.Image, path: str | os.PathLike, quality: int = 95) -
         image.save(tmp, format=fmt, **options)
 
 
-def walk_inputs(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[str]]:
+def walk_inputs(
+    inputs: list[str], exclude: str | os.PathLike | None = None, skipped: list[str] | None = None
+) -> tuple[list[tuple[Path, Path]], list[str]]:
     """Expand files, folders (recursive) and glob patterns into images.
+
+    Args:
+        inputs: files, folders and glob patterns.
+        exclude: a folder never read from (the output folder, when it lies inside an input folder).
+        skipped: when given, gets one line per thing left out on purpose: what lies in ``exclude``,
+            broken symlinks and symlink loops.
 
     Returns:
         ``(images, problems)``: ``(path, relative name)`` pairs, where the name keeps a folder's inner
@@ -200,23 +210,127 @@ def walk_inputs(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[str]]:
     """
     import glob
 
+    excluded = Path(exclude).resolve() if exclude is not None else None
+    in_output = 0
+    notes = skipped if skipped is not None else []
+
+    def usable(p: Path) -> bool:
+        nonlocal in_output
+        if p.is_symlink() and not p.exists():
+            try:
+                p.stat()
+            except OSError as err:
+                kind = "symlink loop" if err.errno == errno.ELOOP else "broken symlink"
+                notes.append(f"{p}: skipped, {kind} (-> {os.readlink(p)})")
+            return False
+        if not (p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
+            return False
+        if excluded is not None and p.resolve().is_relative_to(excluded):
+            in_output += 1
+            return False
+        return True
+
     found: list[tuple[Path, Path]] = []
     problems: list[str] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            matches = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if excluded is not None and path.resolve().is_relative_to(excluded):
+                problems.append(f"{item}: is the output folder (or inside it); not read")
+                continue
+            matches = sorted(p for p in path.rglob("*") if usable(p))
             if not matches:
                 problems.append(f"{item}: folder holds no images")
             found += [(p, p.relative_to(path)) for p in matches]
         elif path.is_file():
             found.append((path, Path(path.name)))
         else:
-            matches = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
-            if not matches:
+            matches = sorted(Path(p) for p in glob.glob(item, recursive=True) if usable(Path(p)))
+            if not matches and not (path.is_symlink() and usable(path)):
                 problems.append(f"{item}: no such file, folder or pattern")
             found += [(p, Path(p.name)) for p in matches]
+    if in_output:
+        notes.append(f"skipped {in_output} file(s) inside the output folder {exclude} (outputs are never read back)")
     return found, problems
+
+
+#: Our temporary files: ``.NAME.XXXXXXXX.part`` (:func:`atomic_path`, made by :func:`tempfile.mkstemp`).
+_TEMPORARY = re.compile(r"\..+\.[A-Za-z0-9_]{8}\.part")
+
+
+def is_our_temporary(path: Path) -> bool:
+    """Whether ``path``'s name is one of :func:`atomic_path`'s temporary files."""
+    return bool(_TEMPORARY.fullmatch(path.name))
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, older_than: float) -> list[Path]:
+    """Delete our own temporary files left in ``folder`` (recursively) by a killed run.
+
+    Only files named like :func:`atomic_path`'s temporaries and last changed before ``older_than``
+    (a ``time.time()`` value: the start of this run) are removed, so a run writing there right now
+    keeps its files. Returns what was removed.
+    """
+    folder = Path(folder)
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for path in folder.rglob(".*.part"):
+        try:
+            if is_our_temporary(path) and path.is_file() and not path.is_symlink() and path.stat().st_mtime < older_than:
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            continue
+    return removed
+
+
+def check_output_folder(folder: str | os.PathLike) -> None:
+    """Make sure results can be written into ``folder``, before any work is done (nothing is created).
+
+    Raises:
+        ValueError: it (or a folder above it) is a file, or it cannot be written, naming it.
+    """
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and not existing.is_symlink() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "is a file" if existing.exists() else "does not exist"
+        raise ValueError(f"output {folder} cannot be made: {existing} {what}, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".instcolor-write-check.", suffix=".part", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise ValueError(f"output folder {existing} cannot be written: {err.strerror or err}") from None
+
+
+def check_output_file(path: str | os.PathLike) -> None:
+    """Make sure a single output file can be written at ``path`` (not a folder; its folder writable)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"output {path} is a folder, not a file")
+    check_output_folder(path.parent)
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(width, height)`` after EXIF orientation, from the file's header only (nothing decoded)."""
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+            orientation = img.getexif().get(0x0112, 1)
+    except (OSError, SyntaxError, Image.DecompressionBombError) as err:
+        raise ValueError(f"cannot read image {os.fspath(path)!r}: {err}") from err
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def frame_count(path: str | os.PathLike) -> int:
+    """Frames (animated GIF, WebP, PNG) or pages (TIFF) in an image file; 1 when unreadable."""
+    try:
+        with Image.open(path) as img:
+            return int(getattr(img, "n_frames", 1) or 1)
+    except Exception:
+        return 1
 
 
 def find_images(inputs: list[str]) -> tuple[list[Path], list[str]]:

@@ -1,7 +1,5 @@
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +8,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from instcolor.cli import app
-from helpers import gradient_image, tiny_weights_file
+from tests.support.cli_process import REPO, instcolor_command, subprocess_env
+from tests.support.helpers import gradient_image, tiny_weights_file
 
 runner = CliRunner()
 
@@ -94,22 +93,6 @@ def test_reduced_precision_and_its_device_check(photos, weights, tmp_path):
     result = run(photos, "-o", tmp_path / "out16", "--weights", weights, "--device", "cpu", "--precision", "fp16")
     assert result.exit_code == 2 and "CUDA only" in result.output
     assert not (tmp_path / "out16").exists()
-
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def instcolor_command(*args: str) -> list[str]:
-    """``instcolor ARGS`` as a subprocess, importing this checkout (not another installed copy)."""
-    return [sys.executable, "-c", "import sys; from instcolor.cli import main; sys.exit(main())", *args]
-
-
-def subprocess_env(home: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(INSTCOLOR_HOME=str(home), INSTCOLOR_OFFLINE="1", TORCH_HOME=str(home / "torch"))
-    env.pop("INSTCOLOR_MASKRCNN_WEIGHTS", None)
-    env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in sys.path if p)
-    return env
 
 
 def chroma(path: Path) -> float:
@@ -200,3 +183,35 @@ def test_next_run_removes_temporaries_a_killed_run_left(photos, weights, tmp_pat
     result = run(photos, "-o", out, "--weights", weights, "--detector", "none", "--device", "cpu")
     assert result.exit_code == 0, result.output
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == ["a.png", "sub/b.jpg"]
+
+
+def test_precision_auto_measures_runs_and_says_what_it_chose(photos, weights, tmp_path, monkeypatch):
+    monkeypatch.setenv("INSTCOLOR_HOME", str(tmp_path / "home"))
+    out = tmp_path / "out"
+    args = (photos, "-o", out, "--weights", weights, "--detector", "none", "--device", "cpu", "--precision", "auto")
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    assert "precision: " in result.output
+    assert Image.open(out / "a.png").size == (64, 48)
+    assert (tmp_path / "home" / "precision.json").is_file()
+
+
+def test_export_onnx_then_colorize_on_onnxruntime(photos, weights, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("INSTCOLOR_HOME", str(tmp_path / "home"))
+    exported = runner.invoke(app, ["export", "onnx", str(tmp_path / "onnx"), "--weights", str(weights)])
+    assert exported.exit_code == 0, exported.output
+    card = json.loads((tmp_path / "onnx" / "model_card.json").read_text())
+    assert card["graphs"]["fusion.onnx"]["inputs"][1]["shape"][0] == "instances"
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({"a.png": [{"box": [4, 4, 40, 30], "score": 0.9, "label": "person"}]}))
+    results = {}
+    for backend in ("torch", "onnxruntime"):
+        out = tmp_path / backend
+        args = (photos / "a.png", "-o", out, "--weights", weights, "--boxes", boxes, "--detector", "none", "--device", "cpu")
+        result = run(*args, "--backend", backend)
+        assert result.exit_code == 0, result.output
+        results[backend] = np.asarray(Image.open(out / "a.png"), dtype=int)
+    assert np.abs(results["torch"] - results["onnxruntime"]).max() <= 1  # 8-bit rounding at most
+    bad = run(photos, "-o", tmp_path / "x", "--weights", weights, "--backend", "onnxruntime", "--precision", "bf16")
+    assert bad.exit_code == 2 and "onnxruntime" in bad.output

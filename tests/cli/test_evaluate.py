@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from helpers import gradient_image, tiny_weights_file
+from tests.support.helpers import gradient_image, tiny_weights_file
 from instcolor.cli import app
 
 runner = CliRunner()

@@ -10,8 +10,8 @@ import urllib.request
 
 import pytest
 
-from helpers import tiny_weights_file
-from test_colorize import instcolor_command, subprocess_env
+from tests.support.cli_process import instcolor_command, subprocess_env
+from tests.support.helpers import tiny_weights_file
 
 pytest.importorskip("gradio")
 

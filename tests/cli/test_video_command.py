@@ -11,11 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from instcolor.cli import app
-from helpers import tiny_weights_file
-from test_colorize import instcolor_command, subprocess_env
+from tests.support.cli_process import instcolor_command, subprocess_env
+from tests.support.helpers import tiny_weights_file
 
 av = pytest.importorskip("av")
-from test_video import write_grey_clip  # noqa: E402  (needs av)
+from tests.apps.test_video import write_grey_clip  # noqa: E402  (needs av)
 
 
 def test_video_command_colorizes_every_frame_with_detection_and_keeps_audio(tmp_path):
@@ -43,9 +43,8 @@ def test_video_usage_errors_exit_2(tmp_path):
 
 
 def test_sigkill_mid_video_leaves_no_output_file(tmp_path):
-    """The output video appears only when complete: killed while writing, only our hidden
-    temporary (``.NAME.*.part``) may be left (its removal by the next run is tested as expected
-    behaviour in tests/cli/test_colorize.py)."""
+    """The output video appears only when complete: killed while writing, what is left is only our
+    hidden temporaries (``.NAME.*.part``) or the resume folder (``NAME.partial/``), never NAME."""
     source, target = tmp_path / "long.mp4", tmp_path / "out" / "long-colour.mp4"
     write_grey_clip(source, frames=100, with_audio=False)
     weights = tiny_weights_file(tmp_path / "tiny.safetensors")
@@ -69,4 +68,5 @@ def test_sigkill_mid_video_leaves_no_output_file(tmp_path):
             process.wait()
     assert process.returncode == -signal.SIGKILL
     assert not target.exists()
-    assert all(p.name.startswith(".long-colour.mp4.") and p.name.endswith(".part") for p in target.parent.iterdir())
+    left = sorted(p.name for p in target.parent.iterdir())
+    assert all((n.startswith(".long-colour.mp4.") and n.endswith(".part")) or n == "long-colour.mp4.partial" for n in left), left

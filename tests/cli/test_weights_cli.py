@@ -8,13 +8,13 @@ import hashlib
 import pytest
 from typer.testing import CliRunner
 
-from checkpoint_builders import mmagic_checkpoint_bytes
-from helpers import TINY, tiny_model
+from tests.support.checkpoint_builders import mmagic_checkpoint_bytes
+from tests.support.helpers import TINY, tiny_model
 from instcolor.cli import app
 from instcolor.models.weights.registry import REGISTRY, RemoteFile
 from instcolor.models.weights.store import load_weights, read_metadata, weights_home
-from local_http import LocalServer, refuse_non_loopback
-from reference_fixtures import official_cases, write_reference_checkpoints
+from tests.support.local_http import LocalServer, refuse_non_loopback
+from tests.support.reference_fixtures import official_cases, write_reference_checkpoints
 
 runner = CliRunner()
 

@@ -11,7 +11,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from skimage import data
 
-from detection.tfjs_numpy import NumpyGraphExecutor, conv2d, resize_bilinear
+from tests.support.tfjs_numpy import NumpyGraphExecutor, conv2d, resize_bilinear
 from instcolor.detection.base import DetectionFilter, detection_image
 from instcolor.detection.centernet import (
     CenterNet,
@@ -44,13 +44,7 @@ GRAPH_OPS = {
 }  # fmt: skip
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """On a shared 2-core machine, intra-op threads mostly wait for each other: run on one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

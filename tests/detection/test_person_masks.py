@@ -12,7 +12,7 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from detection.tfjs_numpy import NumpyGraphExecutor, avg_pool, conv2d, conv2d_backprop_input
+from tests.support.tfjs_numpy import NumpyGraphExecutor, avg_pool, conv2d, conv2d_backprop_input
 from instcolor.detection.person_masks import (
     PersonMaskError,
     PersonSegmenter,
@@ -42,12 +42,7 @@ CONDUCTOR_BOX = (231, 138, 269, 246)
 CELLIST_BOX = (336, 167, 380, 254)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

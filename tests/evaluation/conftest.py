@@ -27,7 +27,7 @@ def bundled_photo():
 def photo_set(tmp_path_factory, bundled_photo):
     """A folder of three bundled colour photos, a grey photo, a colourless RGB photo and a broken file,
     with a boxes file (chelsea: one large box; coffee: a large and a tiny box; astronaut: no entry)."""
-    from helpers import gradient_image
+    from tests.support.helpers import gradient_image
 
     from instcolor.instances import Instances, save_boxes_file
 
@@ -56,7 +56,7 @@ def photo_set(tmp_path_factory, bundled_photo):
 def evaluated(photo_set, random_alexnet, tmp_path_factory):
     """One evaluation of :func:`photo_set` at 64x64 with LPIPS (injected AlexNet), a compare model,
     and no Inception weights (so the Fréchet distance is unavailable)."""
-    from helpers import tiny_model
+    from tests.support.helpers import tiny_model
 
     from instcolor.evaluation import EvaluationConfig, evaluate
     from instcolor.instances import load_boxes_file

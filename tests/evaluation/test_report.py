@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import tiny_model
+from tests.support.helpers import tiny_model
 from instcolor.evaluation import EvaluationConfig, evaluate, write_report
 from instcolor.evaluation.report import contact_sheet, render_markdown
 from instcolor.inference.pipeline import Colorizer

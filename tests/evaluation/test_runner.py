@@ -9,7 +9,7 @@ from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio as sk_psnr
 from torch import nn
 
-from helpers import tiny_model
+from tests.support.helpers import tiny_model
 from instcolor.evaluation import EvaluationConfig, evaluate
 from instcolor.evaluation.metrics import BackboneWeights
 from instcolor.instances import Instances, load_boxes_file

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
-import sys
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "heldout_data.py"
+from tests.support.scripts import load_script
 
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("heldout_data", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-hd = _load_script()
+hd = load_script("heldout_data")
 sd = hd.sd
 
 

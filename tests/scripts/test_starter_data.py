@@ -4,29 +4,17 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import importlib.util
 import io
 import struct
-import sys
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "starter_data.py"
+from tests.support.scripts import load_script
 
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("starter_data", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-sd = _load_script()
+sd = load_script("starter_data")
 
 
 def _png_bytes(image: Image.Image, fmt: str = "PNG", **options) -> bytes:

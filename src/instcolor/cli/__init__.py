@@ -9,6 +9,8 @@ from instcolor.cli import colorize as _colorize  # noqa: E402,F401
 from instcolor.cli import convert as _convert  # noqa: E402,F401
 from instcolor.cli import detect as _detect  # noqa: E402,F401
 from instcolor.cli import evaluate as _evaluate  # noqa: E402,F401
+from instcolor.cli import ledger as _ledger  # noqa: E402,F401
+from instcolor.cli import export as _export  # noqa: E402,F401
 from instcolor.cli import serve as _serve  # noqa: E402,F401
 from instcolor.cli import train as _train  # noqa: E402,F401
 from instcolor.cli import video as _video  # noqa: E402,F401

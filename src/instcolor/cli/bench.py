@@ -35,10 +35,22 @@ def bench(
     threads: int | None = typer.Option(None, help="torch threads per process (default: torch's)"),
     isolate: bool = typer.Option(True, help="measure each path in a process of its own (own peak memory)"),
     json_path: Path | None = typer.Option(None, "--json", help="write the full report as JSON here ('-': stdout)"),
+    targets_path: Path | None = typer.Option(
+        None, "--targets", help="judge the results against this targets file (JSON, e.g. benchmarks/targets.json)"
+    ),
+    backends: bool = typer.Option(
+        True, help="CPU: also time torch vs onnxruntime, fp32 and int8, at 0, 1 and 8 instances (networks alone)"
+    ),
+    folder_sizes: str = typer.Option(
+        "0.3MP,1MP,12MP", help="folder throughput, overlapped vs one at a time, at these sizes ('': skip)"
+    ),
+    backend_instances: str = typer.Option("0,1,8", help="instance counts of the backend rows"),
+    skip_paths: bool = typer.Option(False, "--skip-paths", help="skip the per-path tables (only backends and folders)"),
 ) -> None:
     """Time decode, detect, networks, upsample/convert and encode for each fast path vs eager fp32."""
     from instcolor.bench.benchmark import (
         BenchSettings,
+        load_targets,
         path_options,
         render,
         run_benchmark,
@@ -54,6 +66,7 @@ def bench(
         size_list = _split(sizes)
         for size in size_list:
             size_dimensions(size)
+        targets = load_targets(targets_path) if targets_path is not None else None
     except ValueError as err:
         raise fail(f"bad option: {err}", EXIT_USAGE) from None
     if any(c < 0 for c in counts):
@@ -66,11 +79,24 @@ def bench(
         weights=weights, detector=None if detector == "none" else detector, folder_images=folder_images,
         networks_only=networks_only, compile=compile, threads=threads, isolate=isolate,
     )  # fmt: skip
+    log = lambda message: console.print(message, highlight=False)  # noqa: E731
     try:
-        report = run_benchmark(settings, log=lambda message: console.print(message, highlight=False))
+        if skip_paths:
+            from instcolor.bench.extra import bare_report
+
+            report = bare_report(settings)
+        else:
+            report = run_benchmark(settings, log=log, targets=targets)
+            render(report, console)
     except ValueError as err:
         raise fail(str(err)) from None
-    render(report, console)
+    if backends or (folder_sizes and not networks_only and folder_images):
+        from instcolor.bench.extra import run_extra
+
+        run_extra(
+            report, settings, backends, _split(folder_sizes) if not networks_only else [], console, log,
+            [int(v) for v in _split(backend_instances)],
+        )
     if json_path is not None:
         if str(json_path) == "-":
             typer.echo(json.dumps(report, indent=1, default=str))

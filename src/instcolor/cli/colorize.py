@@ -6,7 +6,17 @@ from enum import Enum
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.markup import escape
+from rich.text import Text
 
 from instcolor.cli.app import EXIT_INPUT_FAILED, EXIT_USAGE, app, console, fail
 
@@ -48,6 +58,29 @@ MASKS_HELP = (
 )
 
 
+class Engine(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+class RateColumn(ProgressColumn):
+    """Images per second."""
+
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("-- img/s" if speed is None else f"{speed:.2f} img/s")
+
+
+class BackendChoice(str, Enum):
+    torch = "torch"
+    onnxruntime = "onnxruntime"
+    auto = "auto"
+
+
+#: ``--backend``, shared by colorize, serve and bench.
+BACKEND_HELP = "torch; onnxruntime (exported graphs, fp32/int8); auto: the faster here, measured once and cached"
+
+
 class PrecisionChoice(str, Enum):
     auto = "auto"
     fp32 = "fp32"
@@ -56,17 +89,38 @@ class PrecisionChoice(str, Enum):
     int8 = "int8"
 
 
-def plan_outputs(inputs: list[str], out_dir: Path) -> tuple[list[tuple[Path, Path]], list[str]]:
+class ColourInput(str, Enum):
+    grey = "grey"
+    keep_chroma = "keep-chroma"
+    skip = "skip"
+
+
+COLOUR_INPUT_HELP = (
+    "an input that already has colour: grey (colorize its lightness, with a note), keep-chroma (keep its "
+    "own colour where it has some), skip (leave it out)"
+)
+
+
+def plan_outputs(
+    inputs: list[str],
+    out_dir: Path,
+    listed: list[tuple[Path, Path]] = (),
+    skipped: list[str] | None = None,
+) -> tuple[list[tuple[Path, Path]], list[str]]:
     """Pair every input image with its output path.
 
     Folders keep their inner structure under ``out_dir``; files and globs go flat into it.
+    ``listed``: more ``(image, relative name)`` pairs, e.g. read from list files. Nothing inside
+    ``out_dir`` is ever read (an output folder inside an input folder); ``skipped`` gets a line for
+    what was left out that way, and for broken symlinks and symlink loops.
 
     Returns:
         ``(pairs, problems)``: ``(input, output)`` pairs and one message per input that failed.
     """
     from instcolor.io import walk_inputs
 
-    found, problems = walk_inputs(inputs)
+    found, problems = walk_inputs(inputs, exclude=out_dir, skipped=skipped) if inputs else ([], [])
+    found = [*found, *listed]
     pairs = [(source, out_dir / relative) for source, relative in found]
     planned: list[tuple[Path, Path]] = []
     inputs_resolved = {p.resolve() for p, _ in pairs}
@@ -119,69 +173,239 @@ def colorize(
     compile: bool = typer.Option(False, "--compile", help="torch.compile the networks (slow first image)"),
     fusion_rule: FusionRuleChoice = typer.Option(FusionRuleChoice.auto, help=FUSION_RULE_HELP),
     masks: MasksChoice = typer.Option(MasksChoice.auto, help=MASKS_HELP),
+    engine: Engine = typer.Option(
+        Engine.local, help="local: this process; ray: workers on a Ray cluster (pip install 'instcolor[ray]')"
+    ),
+    address: str | None = typer.Option(
+        None, help="--engine ray: the Ray cluster's address (default: start a local Ray on 127.0.0.1)"
+    ),
+    workers: int | None = typer.Option(None, min=1, help="--engine ray: workers (default: 1 per 2 CPUs or per GPU share)"),
+    cpus_per_worker: float | None = typer.Option(None, help="--engine ray: CPUs (threads) per worker (default: shared out)"),
+    gpus_per_worker: float = typer.Option(0.0, min=0.0, help="--engine ray: GPUs per worker (0.5: two per GPU)"),
+    retries: int = typer.Option(2, min=0, help="attempts after the first for an input that fails or loses its worker"),
+    ledger: bool | None = typer.Option(
+        None, "--ledger/--no-ledger",
+        help="keep the run ledger (OUT/instcolor-ledger.jsonl) and skip inputs done and verified; "
+        "default: on with --engine ray or when OUT has a ledger",
+    ),  # fmt: skip
+    colour_input: ColourInput = typer.Option(ColourInput.grey, help=COLOUR_INPUT_HELP),
+    backend: BackendChoice = typer.Option(BackendChoice.torch, help=BACKEND_HELP),
 ) -> None:
-    """Colorize grey photos; results are written at the input's full resolution."""
-    from instcolor.inference.overlap import Job, colorize_files
+    """Colorize grey photos; results are written at the input's full resolution.
+
+    INPUTS may also be list files (.txt one path a line, .csv or .parquet with a `path` column).
+    """
+    import time
+
+    from instcolor.cli.inputs import given_instances, prepare_output_folder, read_boxes, sigterm_as_interrupt
+    from instcolor.inference.overlap import Job
     from instcolor.inference.pipeline import Colorizer, resolve_device
     from instcolor.inference.runtime import check_precision
-    from instcolor.instances import load_boxes_file, lookup_instances
+    from instcolor.io import frame_count
     from instcolor.models.weights.store import WeightsError
 
+    started = time.time()
+
+    if engine is Engine.ray:
+        from instcolor.inference.ray_engine import INSTALL_HINT, ray_available
+
+        if not ray_available():
+            raise fail(escape(INSTALL_HINT), EXIT_USAGE)
+    elif address is not None or workers is not None or cpus_per_worker is not None or gpus_per_worker:
+        raise fail("--address, --workers, --cpus-per-worker and --gpus-per-worker need --engine ray", EXIT_USAGE)
     try:
-        if precision is not PrecisionChoice.auto:
+        if precision is not PrecisionChoice.auto and engine is Engine.local:
             check_precision(precision.value, resolve_device(device))
+        if backend is not BackendChoice.torch:
+            from instcolor.inference.backends import check_backend
+
+            check_backend(backend.value, precision.value, resolve_device(device))
     except ValueError as err:
         raise fail(str(err), EXIT_USAGE) from None
-    box_entries = {}
-    if boxes is not None:
-        try:
-            box_entries = load_boxes_file(boxes)
-        except (OSError, ValueError) as err:
-            raise fail(f"cannot read boxes file: {err}", EXIT_USAGE) from None
-    pairs, problems = plan_outputs(inputs, output)
+    prepare_output_folder(output, started)  # before any computing: a file, or a folder we cannot write
+    box_entries = read_boxes(boxes) if boxes is not None else None
+    listed, list_problems = read_lists(inputs)
+    skipped: list[str] = []
+    pairs, problems = plan_outputs([i for i in inputs if not is_list(i)], output, listed, skipped)
+    problems = list_problems + problems
+    for line in skipped:
+        console.print(f"[yellow]skipped:[/] {line}", highlight=False)
     for problem in problems:
         console.print(f"[red]failed:[/] {problem}", highlight=False)
     if not pairs:
         raise typer.Exit(EXIT_INPUT_FAILED)
-    try:
-        colorizer = Colorizer.from_pretrained(
-            choose_weights(weights),
-            device=device,
-            detector=None if mode is Mode.full else detector.value,
-            score_threshold=score_threshold,
-            max_instances=max_instances,
-            precision=precision.value,
-            compile=compile,
-            fusion_rule=None if fusion_rule is FusionRuleChoice.auto else fusion_rule.value,
-            masks=masks.value,
-        )
-    except (WeightsError, ValueError, RuntimeError) as err:
-        raise fail(str(err)) from None
-    if colorizer.detector is not None:
-        console.print(f"detector: {colorizer.detector.name}", highlight=False)
-    if precision is PrecisionChoice.auto:
-        console.print(f"precision: {colorizer.precision}", highlight=False)
     failures = len(problems)
     jobs: list[Job] = []
+    notes: dict[str, list[str]] = {}
     for source, target in pairs:
+        noted = notes.setdefault(str(Path(source).resolve()), [])
         try:
             relative = target.relative_to(output).with_suffix(source.suffix)
-            given = lookup_instances(box_entries, source, relative) if box_entries else None
+            given = given_instances(box_entries, source, relative, max_instances, noted) if box_entries else None
         except Exception as err:
             failures += 1
             console.print(f"[red]failed:[/] {source}: {err}", highlight=False)
             continue
+        frames = frame_count(source)
+        if frames > 1:
+            noted.append(f"has {frames} frames or pages; only the first is colorized")
         jobs.append(Job(source, target, given))
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("colorizing", total=len(pairs))
-        progress.advance(task, len(pairs) - len(jobs))
-        # the next image is decoded and the previous one written while the networks run
-        for done in colorize_files(colorizer, jobs, mode=mode.value):
-            if done.error is not None:  # one bad file must not stop a folder run
-                failures += 1
-                progress.console.print(f"[red]failed:[/] {done.job.source}: {done.error}", highlight=False)
-            progress.advance(task)
-    console.print(f"wrote {len(pairs) - (failures - len(problems))} of {len(pairs)} images to {output}")
+    # Every option of Colorizer.from_pretrained, as one dict: the Ray workers get it as it is.
+    options = dict(
+        device=device,
+        detector=None if mode is Mode.full else detector.value,
+        score_threshold=score_threshold,
+        max_instances=max_instances,
+        precision=precision.value,
+        compile=compile,
+        fusion_rule=None if fusion_rule is FusionRuleChoice.auto else fusion_rule.value,
+        masks=masks.value,
+        colour_input=colour_input.value,
+        backend=backend.value,
+    )
+    weights_path = choose_weights(weights)
+    try:
+        run = start_run(output, weights_path, options, mode.value, engine, ledger, jobs, retries)
+    except (WeightsError, OSError, ValueError, LookupError) as err:
+        raise fail(str(err)) from None
+    jobs_left = run.plan.todo
+    for job, record in run.plan.gave_up:
+        failures += 1
+        console.print(f"[red]failed:[/] {job.source}: gave up after {record.get('attempt')} attempts "
+                      f"(raise --retries to try again): {record.get('error')}", highlight=False)  # fmt: skip
+    if run.plan.skipped:
+        console.print(f"skipping {run.plan.skipped} images already done (outputs verified by sha256)")
+    try:
+        if engine is Engine.ray:
+            from instcolor.inference.ray_engine import ColorizerSpec, RayOptions, run_ray
+
+            spec = ColorizerSpec(run.weights_file, run.options, mode.value, run.weights_sha256)
+            ray_options = RayOptions(address, workers, cpus_per_worker, gpus_per_worker)
+            records = run_ray(spec, jobs_left, ray_options, max_attempts=retries + 1, log=_log)
+        else:
+            from instcolor.inference.runs import run_local
+
+            colorizer = Colorizer.from_pretrained(weights_path, **run.options) if jobs_left else None
+            if colorizer is not None:
+                _print_instance_source(colorizer, [a.job for a in jobs_left], boxes)
+            if colorizer is not None and precision is PrecisionChoice.auto:
+                console.print(f"precision: {colorizer.precision}", highlight=False)
+            if colorizer is not None and backend is BackendChoice.auto:
+                console.print(f"backend: {colorizer.backend}", highlight=False)
+            records = run_local(colorizer, jobs_left, mode=mode.value) if jobs_left else iter(())
+        with sigterm_as_interrupt():
+            written = _consume(records, run, len(pairs), len(pairs) - len(jobs_left), notes)
+    except (WeightsError, ValueError, RuntimeError) as err:
+        raise fail(str(err)) from None
+    failures += written.failed
+    extras = ([f"{run.plan.skipped} already done"] if run.plan.skipped else []) + (
+        [f"{written.skipped} skipped"] if written.skipped else []
+    )
+    console.print(f"wrote {written.done} of {len(pairs)} images to {output}" + (f" ({', '.join(extras)})" if extras else ""))
     if failures:
         raise typer.Exit(EXIT_INPUT_FAILED)
+
+
+def _log(message: str) -> None:
+    console.print(message, highlight=False)
+
+
+def is_list(item: str) -> bool:
+    """Whether an input names a list file (text, CSV or Parquet)."""
+    from instcolor.inference.runs import is_list_file
+
+    return is_list_file(item)
+
+
+def read_lists(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """The images named by the list files among ``inputs``."""
+    from instcolor.inference.runs import read_list_file
+
+    found, problems = [], []
+    for item in inputs:
+        if is_list(item):
+            more, trouble = read_list_file(item)
+            found += more
+            problems += trouble
+    return found, problems
+
+
+class _Run:
+    """One colorize run's ledger side: the plan, and what each record gets stamped with."""
+
+    def __init__(self, **fields) -> None:
+        self.__dict__.update(fields)
+
+
+def start_run(output, weights_path, options, mode, engine, use_ledger, jobs, retries):
+    """Resolve the detector, hash the weights, read the ledger and plan the run."""
+    from instcolor.detection import choose_detector
+    from instcolor.inference.ledger import Ledger, settings_fingerprint, sha256_file
+    from instcolor.inference.runs import new_run_id, plan_run
+    from instcolor.models.weights.registry import resolve_weights_path
+
+    weights_file = str(resolve_weights_path(weights_path))
+    weights_sha256 = sha256_file(weights_file)
+    options = dict(options)
+    if options.get("detector") not in (None, "none"):  # "auto" picks here, so every worker runs the same one
+        options["detector"] = choose_detector(options["detector"]) or "none"
+    book = Ledger(output)
+    if use_ledger is None:
+        use_ledger = engine is Engine.ray or book.exists()
+    settings = settings_fingerprint(weights_sha256, {**options, "mode": mode})
+    plan = plan_run(jobs, book if use_ledger else None, settings, retries)
+    return _Run(
+        ledger=book if use_ledger else None, plan=plan, options=options, weights_file=weights_file,
+        weights_sha256=weights_sha256, settings=settings, engine=engine.value, run_id=new_run_id(),
+    )  # fmt: skip
+
+
+class _Tally:
+    done = 0
+    failed = 0
+    skipped = 0
+
+
+def _print_instance_source(colorizer, jobs, boxes: Path | None) -> None:
+    """One line saying where instances come from: the boxes file, the detector, or both."""
+    name = colorizer.detector.name if colorizer.detector is not None else None
+    if boxes is None:
+        if name is not None:
+            console.print(f"detector: {name}", highlight=False)
+        return
+    without = sum(1 for job in jobs if job.instances is None)
+    if not without or name is None:
+        console.print(f"boxes from {boxes}", highlight=False)
+    else:
+        console.print(f"boxes from {boxes}; detector: {name} for the {without} image(s) not in it", highlight=False)
+
+
+def _consume(records, run, total: int, already: int, notes: dict[str, list[str]]) -> _Tally:
+    """Append each record to the ledger, advance the one progress bar, report failures."""
+    tally = _Tally()
+    columns = (
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
+        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+    )  # fmt: skip
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("colorizing", total=total - already)
+        for record in records:
+            record.weights, record.settings, record.engine, record.run = (
+                run.weights_sha256, run.settings, run.engine, run.run_id
+            )  # fmt: skip
+            if run.ledger is not None:
+                run.ledger.append(record)
+            if record.status == "lost":  # queued again; the bar moves when it is done
+                continue
+            for note in notes.get(record.input, []) + list(record.notes or []):
+                progress.console.print(f"[yellow]note:[/] {record.input}: {note}", highlight=False)
+            if record.status == "done":
+                tally.done += 1
+            elif record.status == "skipped":
+                tally.skipped += 1
+                progress.console.print(f"[yellow]skipped:[/] {record.input}: {record.error}", highlight=False)
+            else:  # one bad file must not stop a folder run
+                tally.failed += 1
+                progress.console.print(f"[red]failed:[/] {record.input}: {record.error}", highlight=False)
+            progress.advance(task)
+    return tally

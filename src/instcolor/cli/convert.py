@@ -22,14 +22,7 @@ def convert_centernet_command(
     """
     from instcolor.detection.centernet import CenterNetError, convert_centernet
 
-    if not source.exists():
-        raise fail(f"{source} does not exist")
-    try:
-        with console.status(f"converting {source}"):
-            written = convert_centernet(source, output)
-    except (CenterNetError, OSError) as err:
-        raise fail(str(err)) from None
-    console.print(f"converted {source} -> {written}")
+    _convert(source, output, convert_centernet, CenterNetError)
 
 
 @weights_app.command("convert-person-masks")
@@ -46,11 +39,16 @@ def convert_person_masks_command(
     """
     from instcolor.detection.person_masks import PersonMaskError, convert_person_segmenter
 
+    _convert(source, output, convert_person_segmenter, PersonMaskError)
+
+
+def _convert(source: Path, output: Path, convert, error: type[Exception]) -> None:
+    """Run a TFJS converter with one line of progress; its own errors and file errors exit 1."""
     if not source.exists():
         raise fail(f"{source} does not exist")
     try:
         with console.status(f"converting {source}"):
-            written = convert_person_segmenter(source, output)
-    except (PersonMaskError, OSError) as err:
+            written = convert(source, output)
+    except (error, OSError) as err:
         raise fail(str(err)) from None
     console.print(f"converted {source} -> {written}")

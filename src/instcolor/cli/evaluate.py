@@ -124,7 +124,7 @@ def evaluate(
     box_entries = None
     if boxes is not None:
         try:
-            box_entries = load_boxes_file(boxes)
+            box_entries = load_boxes_file(boxes, max_instances=max_instances)
         except (OSError, ValueError) as err:
             raise fail(f"cannot read boxes file: {err}", EXIT_USAGE) from None
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from instcolor.cli.app import app, console, fail
-from instcolor.cli.colorize import DetectorChoice, choose_weights
+from instcolor.cli.colorize import BACKEND_HELP, BackendChoice, DetectorChoice, choose_weights
 
 
 @app.command()
@@ -15,16 +15,23 @@ def serve(
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
     host: str = typer.Option("127.0.0.1", help="address to listen on (127.0.0.1: this computer only)"),
     port: int = typer.Option(7860, help="port"),
+    max_mb: float = typer.Option(25.0, min=0.1, help="upload cap per photo, in megabytes"),
+    max_megapixels: float = typer.Option(40.0, min=0.1, help="upload cap per photo, in megapixels"),
+    max_files: int = typer.Option(32, min=1, help="photos per run"),
+    backend: BackendChoice = typer.Option(BackendChoice.torch, help=BACKEND_HELP),
 ) -> None:
-    """Open a local web page to colorize photos in the browser."""
-    from instcolor.apps.web import build_app
+    """Open a local web page to colorize photos in the browser (offline; this computer only unless --host)."""
+    from instcolor.apps.web import PageLimits, build_app, launch
     from instcolor.inference.pipeline import Colorizer
     from instcolor.models.weights.store import WeightsError
 
     try:
-        colorizer = Colorizer.from_pretrained(choose_weights(weights), device=device, detector=detector.value)
-        page = build_app(colorizer)
+        colorizer = Colorizer.from_pretrained(
+            choose_weights(weights), device=device, detector=detector.value, backend=backend.value
+        )
+        limits = PageLimits(max_bytes=int(max_mb * 2**20), max_megapixels=max_megapixels, max_files=max_files)
+        page = build_app(colorizer, limits=limits)
     except (WeightsError, ValueError, RuntimeError) as err:
         raise fail(str(err)) from None
     console.print(f"serving on http://{host}:{port}  (Ctrl+C stops)")
-    page.launch(server_name=host, server_port=port, share=False)
+    launch(page, host=host, port=port)

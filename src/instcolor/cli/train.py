@@ -69,6 +69,9 @@ def train_command(
     fusion_init: str | None = typer.Option(
         None, help="stage 3 start: background (fresh generators, full-image feature first; default) or keep"
     ),
+    fusion_masks: bool | None = typer.Option(
+        None, "--fusion-masks/--no-fusion-masks", help="stage 3 uses the boxes file's masks (default: on)"
+    ),
     precision: Precision | None = typer.Option(
         None, help="fp32, bf16 (CPU/CUDA), fp16 (CUDA), or fp64 for numerical checks (default: fp32)"
     ),
@@ -105,6 +108,7 @@ def train_command(
         "fusion_head": fusion_head,
         "fusion_rule": fusion_rule,
         "fusion_init": fusion_init,
+        "fusion_masks": fusion_masks,
         "precision": precision.value if precision else None,
         "compile": compile,
         "device": device,

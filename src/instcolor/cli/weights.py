@@ -84,18 +84,18 @@ def import_weights(
     output: Path | None = typer.Option(None, "--output", "-o", help="write here instead of the weights cache"),
 ) -> None:
     """Convert the paper's checkpoints (authors' zip or folder, or mmagic's file) into instcolor's format, once."""
-    from instcolor.models.weights.download import detect_layout, import_checkpoint
-    from instcolor.models.weights.reference import import_reference
-    from instcolor.models.weights.store import WeightsError
+    from instcolor.models.weights.download import import_checkpoint
+    from instcolor.models.weights.store import WeightsError, read_metadata
 
     try:
-        if path.is_file() and detect_layout(path) != "reference-zip":
-            written = import_checkpoint(path, name=name, output=output)
-        else:
-            written = import_reference(path, output=output, name=name)
+        written = import_checkpoint(path, name=name, output=output)
     except WeightsError as err:
         raise fail(str(err)) from None
+    meta = read_metadata(written)
     console.print(f"imported {path} -> {written}", highlight=False)
+    if meta.get("provenance"):
+        marked = "" if meta.get("verified") == "yes" else " (imported anyway, marked unverified in its metadata)"
+        console.print(f"{meta['provenance']}{marked}", highlight=False)
 
 
 @weights_app.command("verify")

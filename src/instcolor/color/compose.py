@@ -85,28 +85,28 @@ def image_lightness(decoded: DecodedImage) -> torch.Tensor:
     return out
 
 
-def grey_levels(l_full: torch.Tensor) -> np.ndarray:
+def grey_levels(l_full_res: torch.Tensor) -> np.ndarray:
     """``(H, W)`` uint8 grey of L ``(1, 1, H, W)`` in ``[0, 100]``: ``round(L * 255 / 100)``."""
-    grey = l_full[0, 0].float().mul(255.0 / 100.0).round_().clamp_(0, 255)
+    grey = l_full_res[0, 0].float().mul(255.0 / 100.0).round_().clamp_(0, 255)
     return grey.to(torch.uint8).cpu().numpy()
 
 
-def lab_to_image(l_full: torch.Tensor, ab: torch.Tensor, alpha: np.ndarray | None = None) -> Image.Image:
+def lab_to_image(l_full_res: torch.Tensor, ab: torch.Tensor, alpha: np.ndarray | None = None) -> Image.Image:
     """8-bit sRGB (or RGBA) image from L ``(1, 1, H, W)`` and ab ``(1, 2, H, W)`` in Lab units.
 
     Colours outside the sRGB gamut are clipped and values rounded to the nearest 8-bit step, as
     ``io.to_pil(color.join_lab(L, ab))`` does for the whole image (same maths; float rounding in
     another order may move a value by one step).
     """
-    height, width = l_full.shape[-2:]
+    height, width = l_full_res.shape[-2:]
     channels = 3 if alpha is None else 4
     out = np.empty((height, width, channels), dtype=np.uint8)
     if alpha is not None:
         out[..., 3] = alpha
     target = torch.from_numpy(out)
-    rows = height if l_full.device.type == "cuda" else _band_rows(width)  # a GPU converts it at once
+    rows = height if l_full_res.device.type == "cuda" else _band_rows(width)  # a GPU converts it at once
     for top in range(0, height, rows):
-        l_band = l_full[0, 0, top : top + rows].float()
+        l_band = l_full_res[0, 0, top : top + rows].float()
         a_band, b_band = ab[0, :, top : top + rows].float()
         target[top : top + rows, :, :3] = _lab_to_rgb8(l_band, a_band, b_band).permute(1, 2, 0).cpu()
     return Image.fromarray(out, "RGB" if alpha is None else "RGBA")
@@ -139,3 +139,45 @@ def _lab_to_rgb8(l_channel: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> t
         linear > 0.0031308, torch.pow(linear.clamp(min=0.0031308), 1 / 2.4).mul_(1.055).sub_(0.055), linear * 12.92
     )
     return encoded.clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
+
+
+#: Lab chroma (``sqrt(a*^2 + b*^2)``) above which a pixel counts as coloured: grey JPEGs stay under 3.
+COLOUR_CHROMA = 8.0
+#: Share of coloured pixels that makes an input a colour photo (not a grey one with stray pixels).
+COLOUR_SHARE = 0.01
+
+
+def input_chroma(decoded: DecodedImage, side: int = 256) -> float:
+    """Share of pixels whose own Lab chroma exceeds :data:`COLOUR_CHROMA` (0.0 for a grey input).
+
+    Measured on an evenly strided sample of at most about ``side x side`` pixels (cheap for any size).
+    """
+    if decoded.is_grey:
+        return 0.0
+    from instcolor.color.lab import rgb_to_lab
+
+    pixels = decoded.pixels
+    step = max(1, max(pixels.shape[:2]) // side)
+    sample = unit_values(pixels[::step, ::step])
+    lab = rgb_to_lab(torch.from_numpy(np.ascontiguousarray(sample)).permute(2, 0, 1)[None].float())
+    chroma = torch.sqrt(lab[0, 1] ** 2 + lab[0, 2] ** 2)
+    return float((chroma > COLOUR_CHROMA).float().mean())
+
+
+def has_colour(decoded: DecodedImage) -> bool:
+    """Whether an input already has colour (see :func:`input_chroma`)."""
+    return input_chroma(decoded) >= COLOUR_SHARE
+
+
+def input_ab(decoded: DecodedImage) -> tuple[torch.Tensor, torch.Tensor]:
+    """The input's own ab ``(1, 2, H, W)`` and a ``(1, 1, H, W)`` bool map of its coloured pixels."""
+    from instcolor.color.lab import rgb_to_lab
+
+    height, width = decoded.pixels.shape[:2]
+    ab = torch.empty((1, 2, height, width), dtype=torch.float32)
+    rows = _band_rows(width)
+    for top in range(0, height, rows):
+        band = torch.from_numpy(np.ascontiguousarray(decoded.rgb[top : top + rows])).permute(2, 0, 1)[None]
+        ab[:, :, top : top + rows] = rgb_to_lab(band.float())[:, 1:]
+    coloured = (ab[:, :1] ** 2 + ab[:, 1:] ** 2) > COLOUR_CHROMA**2
+    return ab, coloured

@@ -35,7 +35,6 @@ TFJS graph share one set of layer names and shapes; reading them side by side is
 
 from __future__ import annotations
 
-import hashlib
 import importlib.resources
 import json
 import math
@@ -49,14 +48,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
-from safetensors.torch import load_file, save
+from safetensors.torch import load_file
 from torch import nn
 
 from instcolor.detection.base import is_grey_view
 from instcolor.detection.coco import COCO_CLASSES
-from instcolor.detection.tfjs import TFJSGraphModel, find_model_json, load_graph_model
+from instcolor.detection.tfjs import TFJSGraphModel, input_sha256, load_graph_model, save_converted
 from instcolor.instances import Instances
-from instcolor.io import atomic_write_bytes
 
 __all__ = [
     "MOBILENET_V3_BLOCKS",
@@ -637,10 +635,6 @@ def graph_state_dict(graph: TFJSGraphModel) -> tuple[CenterNetConfig, dict[str, 
     return config, state
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def convert_centernet(tfjs_dir: str | os.PathLike, output_path: str | os.PathLike) -> Path:
     """Convert the TFJS CenterNet (``centernet.json`` + ``centernet.bin``) to our safetensors file.
 
@@ -660,8 +654,6 @@ def convert_centernet(tfjs_dir: str | os.PathLike, output_path: str | os.PathLik
         graph = load_graph_model(tfjs_path)
     except ValueError as err:
         raise CenterNetError(str(err)) from err
-    json_path = find_model_json(tfjs_path)
-    inputs = [json_path] + [json_path.parent / p for group in graph.manifest for p in group["paths"]]
     config, state = graph_state_dict(graph)
     metadata = {
         "format": FORMAT,
@@ -673,17 +665,10 @@ def convert_centernet(tfjs_dir: str | os.PathLike, output_path: str | os.PathLik
         "licence": LICENCE,
         "input_size": str(config.input_size),
         "input": "RGB float in [0, 255], letterboxed (aspect kept, centred on black) to input_size",
-        "input_sha256": json.dumps({p.name: _sha256(p) for p in inputs}, sort_keys=True),
+        "input_sha256": input_sha256(graph, tfjs_path),
         "converted_by": "instcolor.detection.centernet.convert_centernet",
     }
-    # The TFJS weights are float16-quantized, so float16 storage is lossless and half the size.
-    lossless = all(torch.equal(t, t.half().float()) for t in state.values())
-    stored = {k: (t.half() if lossless else t) for k, t in sorted(state.items())}
-    metadata["tensor_dtype"] = "float16 (exact: the source weights are float16)" if lossless else "float32"
-    output_path = Path(output_path)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(output_path, save(stored, metadata=metadata))
-    return output_path
+    return save_converted(output_path, state, metadata)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -39,7 +39,6 @@ against it layer by layer, and the per-box cropping and pasting are one unit tha
 
 from __future__ import annotations
 
-import hashlib
 import importlib.resources
 import json
 import os
@@ -53,14 +52,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
-from safetensors.torch import load_file, save
+from safetensors.torch import load_file
 from torch import nn
 
 from instcolor.detection.centernet import Conv2dSame, HardSwish
-from instcolor.detection.tfjs import GraphNode, TFJSGraphModel, find_model_json, load_graph_model
+from instcolor.detection.tfjs import GraphNode, TFJSGraphModel, input_sha256, load_graph_model, save_converted
 from instcolor.geometry import sanitize_boxes
 from instcolor.instances import Instances
-from instcolor.io import atomic_write_bytes
 
 __all__ = [
     "SELFIE_BLOCKS",
@@ -501,10 +499,6 @@ def graph_state_dict(graph: TFJSGraphModel) -> tuple[SelfieConfig, dict[str, tor
     return config, state
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def convert_person_segmenter(tfjs_dir: str | os.PathLike, output_path: str | os.PathLike) -> Path:
     """Convert the TFJS selfie segmentation (``selfie.json`` + ``selfie.bin``) to our safetensors file.
 
@@ -526,8 +520,6 @@ def convert_person_segmenter(tfjs_dir: str | os.PathLike, output_path: str | os.
         graph = load_graph_model(tfjs_path)
     except ValueError as err:
         raise PersonMaskError(str(err)) from err
-    json_path = find_model_json(tfjs_path)
-    inputs = [json_path] + [json_path.parent / p for group in graph.manifest for p in group["paths"]]
     config, state = graph_state_dict(graph)
     metadata = {
         "format": FORMAT,
@@ -539,16 +531,10 @@ def convert_person_segmenter(tfjs_dir: str | os.PathLike, output_path: str | os.
         "licence": LICENCE,
         "input_size": str(config.input_size),
         "input": "RGB float in [0, 1], input_size x input_size; output: person probability, sigmoid",
-        "input_sha256": json.dumps({p.name: _sha256(p) for p in inputs}, sort_keys=True),
+        "input_sha256": input_sha256(graph, tfjs_path),
         "converted_by": "instcolor.detection.person_masks.convert_person_segmenter",
     }
-    lossless = all(torch.equal(t, t.half().float()) for t in state.values())
-    stored = {k: (t.half() if lossless else t) for k, t in sorted(state.items())}
-    metadata["tensor_dtype"] = "float16 (exact: the source weights are float16)" if lossless else "float32"
-    output_path = Path(output_path)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(output_path, save(stored, metadata=metadata))
-    return output_path
+    return save_converted(output_path, state, metadata)
 
 
 # ----------------------------------------------------------------------------------------------

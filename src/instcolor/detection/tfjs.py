@@ -264,3 +264,32 @@ def load_graph_model(path: str | os.PathLike) -> TFJSGraphModel:
     return TFJSGraphModel(
         nodes=nodes, weights=weights, signature=model.get("signature") or {}, info=info, manifest=manifest
     )
+
+
+def input_sha256(graph: TFJSGraphModel, tfjs_path: str | os.PathLike) -> str:
+    """JSON ``{file name: sha256}`` of a graph's model JSON and weight shards (provenance of a conversion)."""
+    import hashlib
+
+    json_path = find_model_json(tfjs_path)
+    files = [json_path] + [json_path.parent / p for group in graph.manifest for p in group["paths"]]
+    return json.dumps({p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}, sort_keys=True)
+
+
+def save_converted(output_path: str | os.PathLike, state: dict, metadata: dict[str, str]) -> Path:
+    """Write a converted state dict as safetensors, atomically; float16 when that is exact.
+
+    TFJS weights are often float16-quantized: then float16 storage is lossless and half the size.
+    ``metadata["tensor_dtype"]`` says which was stored.
+    """
+    import torch
+    from safetensors.torch import save
+
+    from instcolor.io import atomic_write_bytes
+
+    lossless = all(torch.equal(t, t.half().float()) for t in state.values())
+    stored = {k: (t.half() if lossless else t) for k, t in sorted(state.items())}
+    metadata = {**metadata, "tensor_dtype": "float16 (exact: the source weights are float16)" if lossless else "float32"}
+    output_path = Path(output_path)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(output_path, save(stored, metadata=metadata))
+    return output_path

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -33,11 +33,19 @@ NO_ALPHA_SUFFIXES = (".jpg", ".jpeg", ".bmp")
 
 @dataclass
 class Job:
-    """One file to colorize: where from, where to, and given instances (None: the detector's)."""
+    """One file to colorize: where from, where to, and given instances (None: the detector's).
+
+    ``instances`` may also be a callable returning them, called just before the file is colorized
+    (so that masks from a boxes file are decoded one image at a time).
+    """
 
     source: Path
     target: Path
-    instances: Instances | None = None
+    instances: Instances | Callable[[], Instances | None] | None = None
+
+    def given(self) -> Instances | None:
+        """The given instances (calling :attr:`instances` when it is a callable)."""
+        return self.instances() if callable(self.instances) else self.instances
 
 
 @dataclass
@@ -48,6 +56,9 @@ class Done:
     target: Path | None = None
     error: BaseException | None = None
     seconds: float = 0.0
+    detector: str | None = None  # the detector that ran (None: boxes given, or detection off)
+    instances: int | None = None  # how many instances the result used
+    notes: list[str] = field(default_factory=list)
 
 
 def output_target(target: Path, mode: str) -> Path:
@@ -95,8 +106,10 @@ def colorize_files(
         for job in jobs:
             start = time.perf_counter()
             try:
-                result = colorizer(job.source, job.instances, mode=mode)
-                yield Done(job, _write(result.image, job.target), seconds=time.perf_counter() - start)
+                result = colorizer(job.source, job.given(), mode=mode)
+                yield Done(
+                    job, _write(result.image, job.target), seconds=time.perf_counter() - start, **_about(result)
+                )
             except Exception as err:  # one bad file must not stop a folder run
                 yield Done(job, error=err, seconds=time.perf_counter() - start)
         return
@@ -104,7 +117,7 @@ def colorize_files(
         reads: dict[int, Future] = {}
         if jobs:
             reads[0] = pool.submit(decode_image, jobs[0].source)
-        writing: tuple[Job, Future, float] | None = None
+        writing: tuple[Job, Future, float, dict] | None = None
         for index, job in enumerate(jobs):
             start = time.perf_counter()
             if index + 1 < len(jobs):
@@ -112,7 +125,7 @@ def colorize_files(
             done: Done | None = None
             try:
                 decoded = reads.pop(index).result()
-                result = colorizer(decoded, job.instances, mode=mode)
+                result = colorizer(decoded, job.given(), mode=mode)
             except Exception as err:
                 done = Done(job, error=err, seconds=time.perf_counter() - start)
             if writing is not None:  # the previous write overlapped with this image's networks
@@ -121,14 +134,23 @@ def colorize_files(
             if done is not None:
                 yield done
             else:
-                writing = (job, pool.submit(_write, result.image, job.target), start)
+                writing = (job, pool.submit(_write, result.image, job.target), start, _about(result))
                 del result
         if writing is not None:
             yield _finish(*writing)
 
 
-def _finish(job: Job, write: Future, start: float) -> Done:
+def _about(result) -> dict:
+    instances = getattr(result, "instances", None)
+    return {
+        "detector": getattr(result, "detector", None),
+        "instances": None if instances is None else len(instances),
+        "notes": list(getattr(result, "notes", []) or []),
+    }
+
+
+def _finish(job: Job, write: Future, start: float, about: dict) -> Done:
     try:
-        return Done(job, write.result(), seconds=time.perf_counter() - start)
+        return Done(job, write.result(), seconds=time.perf_counter() - start, **about)
     except Exception as err:
-        return Done(job, error=err, seconds=time.perf_counter() - start)
+        return Done(job, error=err, seconds=time.perf_counter() - start, notes=about["notes"])

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,13 +34,20 @@ from instcolor.devices import resolve_device
 from instcolor.inference.preprocess import prepare
 from instcolor.inference.runtime import EAGER_FP32, RuntimeOptions, prepare_model
 from instcolor.inference.timing import StageTimer
-from instcolor.instances import Instances
+from instcolor.instances import DEFAULT_MAX_INSTANCES, Instances, check_boxes
 from instcolor.io import DecodedImage, decode_image, to_pil
 from instcolor.models.model import InstColorModel
 from instcolor.models.weights.registry import resolve_weights_path
 from instcolor.models.weights.store import load_weights
 
 MODES = ("fusion", "full")
+#: ``colour_input=`` choices for an input that already has colour: colorize its lightness (``grey``),
+#: keep its own chroma where it has some (``keep-chroma``), or refuse it (``skip``).
+COLOUR_INPUT_CHOICES = ("grey", "keep-chroma", "skip")
+
+
+class InputSkipped(ValueError):
+    """An input left alone on purpose (``colour_input="skip"`` and the input has colour)."""
 #: ``masks=`` choices: use instance masks where there are any (given, or from the detector), or boxes only.
 MASK_CHOICES = ("auto", "none")
 
@@ -56,6 +64,8 @@ class ColorizeResult:
         detector: the detector's name, or None when boxes were given or detection was off.
         timings: seconds per stage (``decode``, ``detect``, ``networks``, ``upsample_convert``)
             when the colorizer has a :attr:`Colorizer.timer`, else empty.
+        notes: one line each for what the user should know: given boxes dropped, clipped or left
+            out by the instance cap, an input that already had colour.
     """
 
     image: Image.Image
@@ -64,6 +74,7 @@ class ColorizeResult:
     mode: str = "full"
     detector: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def boxes(self) -> np.ndarray:
@@ -100,6 +111,8 @@ class Colorizer:
         fusion: ``"auto"`` (``"batched"`` on CUDA, ``"streamed"`` on CPU) or a strategy of
             :meth:`InstColorModel.set_fusion_strategy`.
         cuda_graphs: replay the networks as CUDA graphs, one per instance count (CUDA only).
+        backend: ``"torch"``, ``"onnxruntime"`` (the exported graphs, fp32 or int8; see
+            :mod:`instcolor.inference.backends`) or ``"auto"`` (the faster here, measured once and cached).
         fast: False runs the plain eager float32 path (reference fusion, whole-image colour
             conversion); then ``precision`` must be fp32 and the other speed options are ignored.
         fusion_rule: ``"reference"`` or ``"confined"`` (see :class:`instcolor.networks.ModelConfig`)
@@ -110,6 +123,11 @@ class Colorizer:
             under the ``"confined"`` fusion rule only.
         segmenter: person segmenter for ``masks="auto"`` (a
             :class:`instcolor.detection.person_masks.PersonSegmenter`), or None.
+        max_instances: most instances used per image, given ones included (highest score, then
+            largest; 0: no cap): memory grows with the instance count.
+        colour_input: what to do with an input that already has colour: ``"grey"`` (colorize its
+            lightness, with a note), ``"keep-chroma"`` (keep its own colour where it has some) or
+            ``"skip"`` (raise :class:`InputSkipped`).
 
     Attributes:
         timer: set a :class:`instcolor.inference.StageTimer` to get per-stage seconds in each result.
@@ -133,7 +151,14 @@ class Colorizer:
         fusion_rule: str | None = None,
         masks: str = "auto",
         segmenter=None,
+        max_instances: int = DEFAULT_MAX_INSTANCES,
+        colour_input: str = "grey",
+        backend: str = "torch",
     ) -> None:
+        if colour_input not in COLOUR_INPUT_CHOICES:
+            raise ValueError(f"colour_input must be one of {COLOUR_INPUT_CHOICES}, got {colour_input!r}")
+        self.max_instances = max_instances
+        self.colour_input = colour_input
         if masks not in MASK_CHOICES:
             raise ValueError(f"masks must be one of {MASK_CHOICES}, got {masks!r}")
         if fusion_rule is not None:
@@ -154,12 +179,21 @@ class Colorizer:
             if precision == "auto":
                 from instcolor.inference.precision import choose_precision
 
-                precision = choose_precision(model.to(self.device).eval(), self.device, self.size)
+                allowed = ("fp32", "int8") if backend == "onnxruntime" else None  # what ONNX Runtime runs
+                precision = choose_precision(model.to(self.device).eval(), self.device, self.size, allowed=allowed)
             options = RuntimeOptions(
                 precision=precision, channels_last=channels_last, fusion=fusion, compile=compile,
                 cuda_graphs=cuda_graphs,
             )  # fmt: skip
-        self._runtime = prepare_model(model, self.device, options, self.size)
+        if backend == "torch":
+            self._runtime = prepare_model(model, self.device, options, self.size)
+        elif not fast:
+            raise ValueError("the plain eager path (fast=False) runs on the torch backend")
+        else:
+            from instcolor.inference.backends import backend_runtime
+
+            self._runtime = backend_runtime(model, self.device, options, self.size, backend)
+        self.backend = getattr(self._runtime, "backend", "torch")
         self.model = self._runtime.model
         self.precision = options.precision
 
@@ -176,6 +210,9 @@ class Colorizer:
         fast: bool = True,
         fusion_rule: str | None = None,
         masks: str = "auto",
+        colour_input: str = "grey",
+        fallback: bool | None = None,
+        backend: str = "torch",
         **detector_options,
     ) -> Colorizer:
         """Load installed weights by name (``paper-coco``, ``starter``...) or from a file.
@@ -183,11 +220,15 @@ class Colorizer:
         Args:
             detector: ``"auto"``, ``"maskrcnn"``, ``"centernet"`` or ``None``/``"none"``.
             precision, channels_last, compile, fast, fusion_rule, masks: see :class:`Colorizer`.
+            colour_input: see :class:`Colorizer`.
+            fallback: when ``name_or_path`` is ``"paper-coco"`` and it is not installed, download it
+                (unless offline) and else use the bundled ``starter`` weights with a warning, as the
+                command line does. None: only for ``"paper-coco"``; False: never.
             detector_options: passed to :func:`instcolor.detection.load_detector`
                 (``score_threshold``, ``max_instances``, ``classes``).
         """
         device = resolve_device(device)
-        loaded = load_weights(resolve_weights_path(name_or_path))
+        loaded = load_weights(_weights_path(name_or_path, fallback))
         det = None
         if detector not in (None, "none"):
             from instcolor.detection import load_detector
@@ -202,21 +243,23 @@ class Colorizer:
         return cls(
             loaded.model, detector=det, device=device, metadata=loaded.metadata,
             precision=precision, channels_last=channels_last, compile=compile, fast=fast,
-            fusion_rule=fusion_rule, masks=masks, segmenter=segmenter,
+            fusion_rule=fusion_rule, masks=masks, segmenter=segmenter, colour_input=colour_input,
+            max_instances=detector_options.get("max_instances", DEFAULT_MAX_INSTANCES),
+            backend=backend,
         )  # fmt: skip
 
-    def detect(self, decoded: DecodedImage, l_full: torch.Tensor | None = None) -> Instances:
+    def detect(self, decoded: DecodedImage, l_full_res: torch.Tensor | None = None) -> Instances:
         """Run the detector on the grey version of the image (L replicated), as the paper does.
 
         Args:
             decoded: the image.
-            l_full: its lightness ``(1, 1, H, W)`` when already computed (spares computing it again).
+            l_full_res: its lightness ``(1, 1, H, W)`` when already computed (spares computing it again).
         """
         if self.detector is None:
             return Instances()
         from instcolor.detection.base import detection_image, grey_image
 
-        return self.detector(detection_image(decoded) if l_full is None else grey_image(grey_levels(l_full)))
+        return self.detector(detection_image(decoded) if l_full_res is None else grey_image(grey_levels(l_full_res)))
 
     @property
     def uses_masks(self) -> bool:
@@ -229,7 +272,7 @@ class Colorizer:
     @torch.inference_mode()
     def predict_ab(
         self,
-        l_full: torch.Tensor,
+        l_full_res: torch.Tensor,
         boxes: np.ndarray | None,
         mode: str = "fusion",
         masks: np.ndarray | None = None,
@@ -237,7 +280,7 @@ class Colorizer:
         """Predict ab at full resolution.
 
         Args:
-            l_full: ``(1, 1, H, W)`` Lab lightness in ``[0, 100]``.
+            l_full_res: ``(1, 1, H, W)`` Lab lightness in ``[0, 100]``.
             boxes: ``(N, 4)`` boxes in original pixels, or None.
             mode: ``"fusion"`` (instance-aware; the full-image net when there is no box) or ``"full"``.
             masks: ``(N, H, W)`` instance masks (used under the ``"confined"`` fusion rule), or None.
@@ -249,12 +292,12 @@ class Colorizer:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         runtime = self._runtime
         with self._stage("upsample_convert"):
-            l_full = l_full.to(self.device, torch.float32)
+            l_full_res = l_full_res.to(self.device, torch.float32)
             placements_device = "cpu" if self.fast else None  # the fast path reads them without device syncs
             if mode != "fusion" or not self.uses_masks:
                 masks = None
             boxes = boxes if mode == "fusion" else None
-            inputs = prepare(normalize_l(l_full), boxes, self.size, placements_device, masks=masks)
+            inputs = prepare(normalize_l(l_full_res), boxes, self.size, placements_device, masks=masks)
             full_input = runtime.network_inputs(inputs.full)
             crops = runtime.network_inputs(inputs.crops) if len(inputs.crops) else None
             box_info = inputs.box_info
@@ -264,7 +307,7 @@ class Colorizer:
             else:
                 ab_small, ran = runtime.run_fusion(full_input, crops, box_info, inputs.crop_masks), "fusion"
         with self._stage("upsample_convert"):
-            ab = F.interpolate(ab_small.float(), size=l_full.shape[-2:], mode="bilinear", align_corners=False)
+            ab = F.interpolate(ab_small.float(), size=l_full_res.shape[-2:], mode="bilinear", align_corners=False)
         return denormalize_ab(ab), ran
 
     def __call__(
@@ -293,15 +336,34 @@ class Colorizer:
             decoded = image if isinstance(image, DecodedImage) else decode_image(image)
         with self._stage("upsample_convert"):
             if self.fast:  # from the decoded samples by tables: no float copy of the image
-                l_full = image_lightness(decoded).to(self.device)
+                l_full_res = image_lightness(decoded).to(self.device)
             else:
-                l_full = lightness(torch.from_numpy(decoded.rgb).permute(2, 0, 1)[None].to(self.device))
+                l_full_res = lightness(torch.from_numpy(decoded.rgb).permute(2, 0, 1)[None].to(self.device))
+        notes: list[str] = []
+        colour = None
+        if not decoded.is_grey:
+            from instcolor.color.compose import has_colour, input_ab
+
+            if has_colour(decoded):
+                if self.colour_input == "skip":
+                    raise InputSkipped("already has colour; skipped (--colour-input skip)")
+                if self.colour_input == "keep-chroma":
+                    colour = input_ab(decoded)
+                    notes.append("already has colour: kept its own colour where it has some (--colour-input keep-chroma)")
+                else:
+                    notes.append(
+                        "already has colour: its colours were replaced, only its lightness was colorized "
+                        "(--colour-input skip or keep-chroma to keep them)"
+                    )
         detector_name = None
         if instances is None and boxes is not None:
-            instances = Instances(boxes=np.asarray(boxes, np.float32).reshape(-1, 4), masks=masks)
+            instances = Instances(boxes=np.asarray(boxes, np.float64).reshape(-1, 4), masks=masks)
+        if instances is not None and len(instances):
+            instances, box_notes = checked_instances(instances, decoded.size, self.max_instances)
+            notes += box_notes
         if instances is None:
             with self._stage("detect"):
-                instances = self.detect(decoded, l_full if self.fast else None) if mode == "fusion" else Instances()
+                instances = self.detect(decoded, l_full_res if self.fast else None) if mode == "fusion" else Instances()
             detector_name = getattr(self.detector, "name", None)
         if (
             mode == "fusion" and len(instances) and instances.masks is None and self.uses_masks
@@ -310,16 +372,19 @@ class Colorizer:
             from instcolor.detection.person_masks import with_person_masks
 
             with self._stage("detect"):
-                instances = with_person_masks(instances, grey_levels(l_full), self.segmenter)
+                instances = with_person_masks(instances, grey_levels(l_full_res), self.segmenter)
         alpha = decoded.alpha
         del decoded  # only L and alpha are needed from here
         has_boxes = len(instances) > 0
-        ab, ran = self.predict_ab(l_full, instances.boxes if has_boxes else None, mode, instances.masks)
+        ab, ran = self.predict_ab(l_full_res, instances.boxes if has_boxes else None, mode, instances.masks)
+        if colour is not None:
+            own_ab, coloured = colour
+            ab = torch.where(coloured.to(ab.device), own_ab.to(ab.device), ab)
         with self._stage("upsample_convert"):
             if self.fast:
-                colour = lab_to_image(l_full, ab, alpha)
+                colour = lab_to_image(l_full_res, ab, alpha)
             else:
-                colour = to_pil(join_lab(l_full, ab)[0].permute(1, 2, 0).cpu().numpy(), alpha)
+                colour = to_pil(join_lab(l_full_res, ab)[0].permute(1, 2, 0).cpu().numpy(), alpha)
             ab_array = ab[0].cpu().numpy()
         return ColorizeResult(
             image=colour,
@@ -328,4 +393,34 @@ class Colorizer:
             mode=ran,
             detector=detector_name,
             timings=dict(self.timer.seconds) if self.timer is not None else {},
+            notes=notes,
         )
+
+
+def checked_instances(
+    instances: Instances, image_size: tuple[int, int], max_instances: int
+) -> tuple[Instances, list[str]]:
+    """Given instances with bad boxes dropped, the rest clipped to the image and capped (notes say what changed)."""
+    keep, notes, boxes = check_boxes(instances.boxes, instances.scores, image_size, max_instances)
+    if not notes:
+        return instances, notes
+    kept = instances.select(keep)
+    return Instances(boxes=boxes[keep], scores=kept.scores, labels=kept.labels, masks=kept.masks), notes
+
+
+def _weights_path(name_or_path: str | os.PathLike, fallback: bool | None):
+    """The weights file for ``from_pretrained``: with ``fallback``, ``paper-coco`` falls back like the CLI."""
+    from instcolor.models.weights.registry import PREFERRED
+
+    if fallback is None:
+        fallback = os.fspath(name_or_path) == PREFERRED
+    if fallback and os.fspath(name_or_path) == PREFERRED and not Path(name_or_path).is_file():
+        import warnings
+
+        from instcolor.models.weights.download import default_weights
+
+        path, message = default_weights()
+        if message:
+            warnings.warn(message, UserWarning, stacklevel=3)
+        return path
+    return resolve_weights_path(name_or_path)

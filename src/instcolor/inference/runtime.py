@@ -3,7 +3,7 @@
 >>> prepared = prepare_model(model, "cpu", precision="bf16")    # doctest: +SKIP
 >>> ab = prepared.model(prepared.cast(full_input), prepared.cast(crops), box_info)  # doctest: +SKIP
 
-The options, all within the tolerances of ``tests/test_performance.py`` against the plain path:
+The options, all within the tolerances of ``tests/inference/test_runtime.py`` against the plain path:
 
 * ``fusion`` strategy (:meth:`InstColorModel.set_fusion_strategy`): instance and fusion nets in
   step, the instance net's unused ab head skipped, and instances fused inside their boxes only

@@ -96,6 +96,7 @@ class TrainConfig:
     fusion_head: bool = False
     fusion_rule: str = "confined"
     fusion_init: str = "background"
+    fusion_masks: bool = True
     precision: str = "fp32"
     compile: bool = False
     device: str = "auto"

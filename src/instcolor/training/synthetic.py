@@ -125,6 +125,7 @@ def make_scene(
     size: int = 128,
     objects: tuple[int, int] = (2, 5),
     object_size: tuple[float, float] = (0.12, 0.24),
+    overlapping: bool = False,
 ) -> SyntheticScene:
     """Draw one scene.
 
@@ -133,6 +134,8 @@ def make_scene(
         size: side of the square image in pixels.
         objects: inclusive range of the number of objects.
         object_size: range of an object's diameter as a fraction of ``size``.
+        overlapping: let objects stand close enough that their boxes overlap (their shapes never
+            touch): the paper's failure case. Each new object is then placed next to an earlier one.
     """
     family = list(BACKGROUND_COLOURS)[rng.integers(len(BACKGROUND_COLOURS))]
     light, chroma = _background(rng, family, size)
@@ -149,6 +152,12 @@ def make_scene(
         shape = shapes[rng.integers(len(shapes))]
         radius = rng.uniform(*object_size) * size / 2
         cx, cy = rng.uniform(radius + 2, size - radius - 2, size=2)
+        if overlapping and boxes:  # next to an earlier object, so that the boxes overlap
+            x1, y1, x2, y2 = boxes[int(rng.integers(len(boxes)))]
+            angle = rng.uniform(0, 2 * np.pi)
+            reach = 0.5 * max(x2 - x1, y2 - y1) + 0.6 * radius
+            cx = float(np.clip((x1 + x2) / 2 + reach * np.cos(angle), radius + 2, size - radius - 2))
+            cy = float(np.clip((y1 + y2) / 2 + reach * np.sin(angle), radius + 2, size - radius - 2))
         mask = _dilate(_shape_mask(shape, size, cx, cy, radius, rng.uniform(0, 2 * np.pi)))
         if not mask.any() or (_dilate(_dilate(mask)) & occupied).any():
             continue
@@ -184,9 +193,10 @@ def write_scenes(
     size: int = 128,
     seed: int = 0,
     boxes_name: str = "boxes.json",
+    prefix: str = "scene",
     **scene_options,
 ) -> Path:
-    """Write ``count`` scenes as ``scene_00000.png`` ... and their boxes file into ``directory``.
+    """Write ``count`` scenes as ``{prefix}_00000.png`` ... and their boxes file into ``directory``.
 
     Returns:
         The boxes file's path (keys are the PNG file names).
@@ -197,7 +207,7 @@ def write_scenes(
     for index in range(count):
         rng = np.random.default_rng([seed, index])
         scene = make_scene(rng, size, **scene_options)
-        name = f"scene_{index:05d}.png"
+        name = f"{prefix}_{index:05d}.png"
         save_image(to_pil(scene.image / 255.0), directory / name)
         entries[name] = scene.instances
     boxes_path = directory / boxes_name

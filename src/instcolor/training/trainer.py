@@ -36,7 +36,7 @@ import json
 import os
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -166,9 +166,11 @@ class _Trainer:
             return load_items(dataset_path)
         instances: dict[str, Instances] | None = None
         if self.config.boxes:
-            instances = load_boxes_file(self.config.boxes)
+            instances = load_boxes_file(self.config.boxes, max_instances=self.config.max_instances)
         elif self.config.stage != "full":
             instances = self._detect_boxes()
+        if instances is not None and not (self.config.stage == "fusion" and self.config.fusion_masks):
+            instances = {name: replace(found, masks=None) for name, found in instances.items()}
         items, problems = collect_items(self.config.data, self.config.stage, instances, self.config.max_instances)
         if self.context.is_main:
             for problem in problems:
@@ -200,7 +202,7 @@ class _Trainer:
                     progress.advance(task)
             save_boxes_file(path, entries)
         self.context.barrier()
-        return load_boxes_file(path)
+        return load_boxes_file(path, max_instances=self.config.max_instances)
 
     def _build_model(self) -> InstColorModel:
         config = self.config

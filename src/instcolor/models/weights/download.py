@@ -18,12 +18,16 @@ library's ``urllib``:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.resources
 import json
 import os
 import re
+import shutil
+import sys
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -34,7 +38,15 @@ from pathlib import Path
 import torch
 
 from instcolor.models.config import ModelConfig
-from instcolor.models.weights.http import DownloadError, download_file, is_google_drive, sha256_file, show_url
+from instcolor.models.weights.http import (
+    DownloadError,
+    Unreachable,
+    download_file,
+    format_size,
+    is_google_drive,
+    sha256_file,
+    show_url,
+)
 from instcolor.models.weights.mmagic import convert_mmagic_state_dict, read_mmagic_checkpoint
 from instcolor.models.weights.reference import (
     REFERENCE_FILES,
@@ -50,6 +62,7 @@ from instcolor.models.weights.registry import (
     RemoteFile,
     WeightSet,
     bundled_path,
+    describe_files,
     installed_path,
     offline,
     tensors_sha256,
@@ -87,7 +100,12 @@ def detect_layout(path: str | os.PathLike) -> str:
 
 
 def convert_file(
-    path: str | os.PathLike, layout: str = "auto", *, member: str | None = None, expected: ModelConfig | None = None
+    path: str | os.PathLike,
+    layout: str = "auto",
+    *,
+    member: str | None = None,
+    expected: ModelConfig | None = None,
+    hashes_out: dict[str, str] | None = None,
 ) -> tuple[dict[str, torch.Tensor], ModelConfig, str]:
     """Read a downloaded or local checkpoint and map it onto our model.
 
@@ -96,6 +114,8 @@ def convert_file(
         layout: a :data:`~instcolor.models.weights.registry.LAYOUTS` value; ``auto`` looks at the content.
         member: for ``reference-zip``, the folder in the zip that holds the three networks.
         expected: the architecture the weights must have (None: whatever they have).
+        hashes_out: gets ``{file: sha256}`` of each file that was read (for the authors' files:
+            ``latest_net_G.pth`` and the rest).
 
     Returns:
         ``(state dict, config, layout)``.
@@ -106,9 +126,11 @@ def convert_file(
     path = Path(path)
     try:
         if layout == "auto":
-            layout = detect_layout(path)
-        if layout == "reference-zip":
-            state_dicts = _read_reference_zip(path, member)
+            layout = "reference-files" if path.is_dir() else detect_layout(path)
+        if hashes_out is not None and layout not in ("reference-zip", "reference-files"):
+            hashes_out[path.name] = sha256_file(path)
+        if layout in ("reference-zip", "reference-files"):
+            state_dicts = _read_reference_zip(path, member if layout == "reference-zip" else None, hashes_out)
             config = _reference_config(state_dicts)
             _check_config(config, expected, path)
             state = convert_reference_state_dicts(state_dicts, config)
@@ -128,9 +150,14 @@ def convert_file(
     return state, config, layout
 
 
-def _read_reference_zip(path: Path, member: str | None) -> dict[str, dict[str, torch.Tensor]]:
+def _read_reference_zip(
+    path: Path, member: str | None, hashes_out: dict[str, str] | None = None
+) -> dict[str, dict[str, torch.Tensor]]:
     if member is None:
-        return read_reference_checkpoints(path)[0]
+        state_dicts, hashes = read_reference_checkpoints(path)
+        if hashes_out is not None:
+            hashes_out.update(hashes)
+        return state_dicts
     if not zipfile.is_zipfile(path):
         raise WeightsError(f"{path}: not a zip file")
     with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory(dir=path.parent) as tmp:
@@ -144,7 +171,10 @@ def _read_reference_zip(path: Path, member: str | None) -> dict[str, dict[str, t
             raise WeightsError(f"{path}: the zip has no {', '.join(missing)}")
         for file_name, inside in found.items():
             (Path(tmp) / file_name).write_bytes(archive.read(inside[0]))
-        return read_reference_checkpoints(tmp)[0]
+        state_dicts, hashes = read_reference_checkpoints(tmp)
+        if hashes_out is not None:
+            hashes_out.update(hashes)
+        return state_dicts
 
 
 def _reference_config(state_dicts: dict[str, dict[str, torch.Tensor]]) -> ModelConfig:
@@ -212,18 +242,31 @@ def install(
         return Installed(name=name, path=target, message=message)
     failures: list[str] = []
     for remote in weight_set.downloads:
+        if remote.layout == "checkpoint":
+            target = home / name / remote.file_name
+            if target.is_file() and not force:
+                return Installed(name=name, path=target, message=f"{name} is already downloaded at {target}")
         try:
-            downloaded = download_file(
-                remote, home / "downloads", progress=progress, timeout=timeout, retries=retries, retry_wait=retry_wait
-            )
+            downloaded = _download(remote, home / "downloads", progress, timeout, retries, retry_wait)
+        except Unreachable as err:  # offline: the other mirrors cannot be reached either
+            failures.append(str(err))
+            break
         except DownloadError as err:  # its message starts with the URL
             failures.append(str(err))
             continue
+        if remote.layout == "checkpoint":
+            described, _ = describe_files({remote.file_name: downloaded.sha256})
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(downloaded.path, target)
+            message = f"downloaded {name} from {show_url(remote.url)} -> {target} ({described}; kept as published)"
+            return Installed(name, target, message, source_url=remote.url, source_sha256=downloaded.sha256)
         converted = False
+        hashes: dict[str, str] = {}
         try:
             state, config, layout = convert_file(
-                downloaded.path, remote.layout, member=remote.member, expected=weight_set.config
+                downloaded.path, remote.layout, member=remote.member, expected=weight_set.config, hashes_out=hashes
             )
+            described, verified = describe_files(hashes)
             metadata = {
                 "name": name,
                 "source": f"{weight_set.source}; downloaded from {remote.url}",
@@ -233,6 +276,9 @@ def install(
                 "source_sha256": downloaded.sha256,
                 "source_size": str(downloaded.size),
                 "source_layout": layout,
+                "source_files": json.dumps(hashes),
+                "provenance": described,
+                "verified": "yes" if verified else "no",
                 "tensors_sha256": _tensors_digest(state),
             }
             save_state(target, state, config, metadata)
@@ -242,15 +288,32 @@ def install(
             continue
         finally:
             if not (converted and keep_download):
-                downloaded.path.unlink(missing_ok=True)
+                if downloaded.path.is_dir():
+                    shutil.rmtree(downloaded.path, ignore_errors=True)
+                else:
+                    downloaded.path.unlink(missing_ok=True)
         return Installed(
             name=name,
             path=target,
-            message=f"installed {name} from {show_url(remote.url)} -> {target}",
+            message=f"installed {name} from {show_url(remote.url)} -> {target} ({described})",
             source_url=remote.url,
             source_sha256=downloaded.sha256,
         )
     raise DownloadError(f"could not install {name}; every source failed:\n  " + "\n  ".join(failures))
+
+
+def _download(remote: RemoteFile, folder: Path, progress: bool, timeout: float, retries: int, retry_wait: float):
+    """One mirror: a file, or (``reference-files``) a folder holding each of its parts."""
+    if not remote.parts:
+        return download_file(remote, folder, progress=progress, timeout=timeout, retries=retries, retry_wait=retry_wait)
+    if progress:
+        print(f"downloading {len(remote.parts)} files, {format_size(remote.total_size)} in all", file=sys.stderr)
+    folder = folder / (remote.member or "files")
+    first = None
+    for part in remote.parts:
+        got = download_file(part, folder, progress=progress, timeout=timeout, retries=retries, retry_wait=retry_wait)
+        first = first or got
+    return dataclasses.replace(first, path=folder)
 
 
 def _resolve_set(weights: str | WeightSet, url: str | None, sha256: str | None) -> WeightSet:
@@ -289,16 +352,24 @@ def import_checkpoint(path: str | os.PathLike, name: str, output: str | os.PathL
         The written file: ``output`` or ``weights_home() / f"{name}.safetensors"``.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise WeightsError(f"{path}: no such file")
     weight_set = REGISTRY.get(name)
-    state, config, layout = convert_file(path, "auto")
+    hashes: dict[str, str] = {}
+    state, config, layout = convert_file(path, "auto", hashes_out=hashes)
+    described, verified = describe_files(hashes)
     output = Path(output) if output is not None else weights_home() / f"{name}.safetensors"
     metadata = {
         "name": name,
         "source": (f"{weight_set.source}; " if weight_set else "") + f"imported from {path.name}",
         "licence": weight_set.licence if weight_set else "unknown (see the source)",
-        "input_sha256": json.dumps({path.name: sha256_file(path)}),
+        "input_sha256": json.dumps(
+            hashes if layout.startswith("reference") else {path.name: hashes.get(path.name) or sha256_file(path)},
+            sort_keys=True,
+        ),
+        "source_files": json.dumps(hashes),
+        "provenance": described,
+        "verified": "yes" if verified else "no",
         "source_layout": layout,
         "tensors_sha256": _tensors_digest(state),
     }
@@ -326,12 +397,22 @@ def default_weights(allow_download: bool | None = None) -> tuple[Path, str | Non
     if allow_download is None:
         allow_download = not offline()
     reason = f"{PREFERRED} is not installed in {weights_home()}"
+    recent = recent_failure(PREFERRED) if allow_download else None
+    if recent is not None:
+        allow_download = False
+        minutes = max(1, round((FAILED_DOWNLOAD_WAIT - (time.time() - recent["time"])) / 60))
+        reason = (
+            f"{PREFERRED} could not be downloaded {_ago(recent['time'])} ({recent['reason']}); not trying again "
+            f"for {minutes} min (set ${OFFLINE_ENV}=1 to never try)"
+        )
     if allow_download:
         try:
             result = install(PREFERRED)
         except (DownloadError, WeightsError, OSError) as err:
             reason = f"{PREFERRED} could not be downloaded ({_one_line(err)})"
+            remember_failure(PREFERRED, _one_line(err))
         else:
+            forget_failure(PREFERRED)
             return result.path, f"downloaded {PREFERRED} to {result.path}"
     elif offline():
         reason += f" and ${OFFLINE_ENV} forbids downloading it"
@@ -343,6 +424,57 @@ def default_weights(allow_download: bool | None = None) -> tuple[Path, str | Non
         f"no weights available: {reason}, and the bundled {FALLBACK} weights are missing ({expected}). "
         f"Install weights with: {INSTALL_HINT}"
     )
+
+
+#: After a failed automatic download, seconds before the next run tries again (``weights download`` always tries).
+FAILED_DOWNLOAD_WAIT = 3600.0
+
+
+def download_state_path() -> Path:
+    """The small state file remembering failed automatic downloads: ``$INSTCOLOR_HOME/download-state.json``."""
+    return weights_home().parent / "download-state.json"
+
+
+def _read_state() -> dict:
+    try:
+        data = json.loads(download_state_path().read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def recent_failure(name: str) -> dict | None:
+    """The last failed automatic download of ``name`` (``{"time", "reason"}``) when within :data:`FAILED_DOWNLOAD_WAIT`."""
+    entry = _read_state().get(name)
+    if not isinstance(entry, dict) or not isinstance(entry.get("time"), (int, float)):
+        return None
+    age = time.time() - entry["time"]
+    return entry if 0 <= age < FAILED_DOWNLOAD_WAIT else None
+
+
+def remember_failure(name: str, reason: str) -> None:
+    """Record a failed automatic download of ``name`` now (best effort)."""
+    state = _read_state()
+    state[name] = {"time": time.time(), "reason": reason[:500]}
+    with contextlib.suppress(OSError):
+        from instcolor.io import atomic_write_bytes
+
+        atomic_write_bytes(download_state_path(), json.dumps(state, indent=1).encode())
+
+
+def forget_failure(name: str) -> None:
+    """Forget a failed download of ``name`` (after a success)."""
+    state = _read_state()
+    if state.pop(name, None) is not None:
+        with contextlib.suppress(OSError):
+            from instcolor.io import atomic_write_bytes
+
+            atomic_write_bytes(download_state_path(), json.dumps(state, indent=1).encode())
+
+
+def _ago(when: float) -> str:
+    seconds = max(0, int(time.time() - when))
+    return f"{seconds} s ago" if seconds < 120 else f"{seconds // 60} min ago"
 
 
 def _one_line(err: BaseException) -> str:

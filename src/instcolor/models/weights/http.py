@@ -7,6 +7,7 @@ import http.client
 import http.cookiejar
 import os
 import re
+import socket
 import time
 import urllib.error
 import urllib.parse
@@ -25,10 +26,20 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from instcolor import __version__
 from instcolor.models.weights.registry import RemoteFile
 
-USER_AGENT = f"instcolor/{__version__} (Python urllib)"
+
+def _version() -> str:
+    # not ``from instcolor import __version__``: the package facade reaches every layer (an import cycle)
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("instcolor")
+    except importlib.metadata.PackageNotFoundError:
+        return "0"
+
+
+USER_AGENT = f"instcolor/{_version()} (Python urllib)"
 
 
 CHUNK_BYTES = 1 << 20
@@ -40,6 +51,20 @@ MAX_CONFIRM_PAGES = 3
 
 #: The largest HTML page read when looking for a confirm form.
 MAX_PAGE_BYTES = 1 << 20
+
+
+_STDERR = Console(stderr=True, soft_wrap=True)
+
+
+def format_size(size: int | None) -> str:
+    """``136.8 MB``, or ``size unknown`` for None."""
+    if size is None:
+        return "size unknown until the server answers"
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"
 
 
 class DownloadError(RuntimeError):
@@ -54,6 +79,10 @@ class DownloadedFile:
     url: str
     sha256: str
     size: int
+
+
+class Unreachable(DownloadError):
+    """The server's name cannot be resolved: this machine is most likely offline (not worth a retry)."""
 
 
 class _BadData(DownloadError):
@@ -107,6 +136,8 @@ def download_file(
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(cookies))
     url = remote.url
     discard = False
+    if progress:
+        _STDERR.print(f"downloading {remote.file_name} ({format_size(remote.size)}) from {show_url(url)}", highlight=False)
     try:
         with _progress_bar(progress) as bar:
             task = bar.add_task(remote.file_name, total=None, visible=False)  # shown once the server answers
@@ -182,6 +213,9 @@ def _fetch_once(
             raise DownloadError(f"{show_url(url)}: HTTP {err.code} {err.reason}") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
         reason = getattr(err, "reason", err)
+        if isinstance(reason, socket.gaierror) or isinstance(err, socket.gaierror):
+            host = urllib.parse.urlsplit(url).hostname
+            raise Unreachable(f"{show_url(url)}: cannot resolve {host} (offline?): {reason}") from None
         raise _Retry(f"cannot connect ({reason})") from None
     with response:
         if response.headers.get_content_type() == "text/html":

@@ -35,12 +35,14 @@ The file is read with ``torch.load(weights_only=True)`` only; every key is mappe
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import torch
 
 from instcolor.models.config import ModelConfig
 from instcolor.models.model import InstColorModel
+from instcolor.models.weights.reference import load_refusal
 from instcolor.models.weights.store import WeightsError, map_state_dict
 
 #: mmagic's ``InstColorization`` sub-model -> our sub-module.
@@ -196,9 +198,11 @@ def read_mmagic_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Ten
     """
     path = Path(path)
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on pickle protocols are not for our users
+            warnings.simplefilter("ignore")
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # an unpickling refusal or a corrupt file
-        raise WeightsError(f"{path}: cannot be loaded safely as a torch checkpoint ({err})") from err
+        raise WeightsError(f"{path}: cannot be loaded safely as a torch checkpoint ({load_refusal(err)})") from None
     meta: dict = {}
     if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
         meta = loaded["meta"] if isinstance(loaded.get("meta"), dict) else {}

@@ -11,6 +11,8 @@ import hashlib
 import io
 import json
 import os
+import re
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -120,6 +122,21 @@ def convert_reference_state_dicts(
     return out
 
 
+def load_refusal(err: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, without torch's advice to turn the check off.
+
+    Torch suggests ``weights_only=False``, which would run whatever code the pickle holds; we never
+    do that, and never suggest it.
+    """
+    text = str(err)
+    reasons = re.findall(r"WeightsUnpickler error: ([^\n]*)", text)
+    if reasons:
+        text = "; ".join(reason.strip() for reason in reasons)
+    if "weights_only" in text or not text.strip():
+        text = "the file holds more than tensors"
+    return f"{text}; refused: instcolor loads only plain tensors and never runs code from a checkpoint"
+
+
 def read_reference_checkpoints(path: str | os.PathLike) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, str]]:
     """Read the reference ``latest_net_{G,GF,GComp}.pth`` from a folder or ``checkpoints.zip``.
 
@@ -154,9 +171,11 @@ def read_reference_checkpoints(path: str | os.PathLike) -> tuple[dict[str, dict[
     state_dicts: dict[str, dict[str, torch.Tensor]] = {}
     for name, blob in blobs.items():
         try:
-            loaded = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch's notes on pickle protocols are not for our users
+                warnings.simplefilter("ignore")
+                loaded = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
         except Exception as err:  # an unpickling refusal or a corrupt file
-            raise WeightsError(f"{REFERENCE_FILES[name]}: cannot be loaded safely ({err})") from err
+            raise WeightsError(f"{REFERENCE_FILES[name]}: cannot be loaded safely ({load_refusal(err)})") from None
         if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
             raise WeightsError(f"{REFERENCE_FILES[name]}: not a state dict of tensors")
         state_dicts[name] = loaded

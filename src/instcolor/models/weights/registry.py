@@ -11,6 +11,10 @@ Layouts (how a downloaded file is converted):
 * ``reference-zip``: the authors' ``checkpoints.zip`` with ``latest_net_{G,GF,GComp}.pth`` in the
   folder named by :attr:`RemoteFile.member` (:func:`instcolor.models.weights.reference.read_reference_checkpoints`);
 * ``mmagic``: OpenMMLab mmagic's single-file checkpoint (:mod:`instcolor.models.weights.mmagic`);
+* ``reference-files``: the authors' ``latest_net_{G,GF,GComp}.pth`` as separate files
+  (:attr:`RemoteFile.parts`, e.g. the Git LFS copies in the reference repository);
+* ``checkpoint``: a file kept as downloaded, verified but not converted (the authors' full-image
+  network ``siggraph_retrained``, a starting point for training rather than a colorizer);
 * ``instcolor``: already our safetensors format;
 * ``auto``: decided from the file's content (used for ``--url``).
 """
@@ -33,7 +37,7 @@ from instcolor.models.config import ModelConfig
 from instcolor.models.weights.reference import REFERENCE_LICENCE
 from instcolor.models.weights.store import WeightsError, load_weights, read_metadata, weights_home
 
-LAYOUTS = ("reference-zip", "mmagic", "instcolor", "auto")
+LAYOUTS = ("reference-zip", "reference-files", "checkpoint", "mmagic", "instcolor", "auto")
 
 
 #: Set to 1 / true / yes to never download anything (like ``HF_HUB_OFFLINE``).
@@ -55,6 +59,8 @@ class RemoteFile:
             prefix (at least 8 digits, e.g. from an OpenMMLab file name); None when unpublished.
         google_drive: the URL is a Google Drive download that may answer with a confirm page.
         member: for ``reference-zip``, the folder inside the zip holding the three networks.
+        size: the file's size in bytes when known (said before a download starts).
+        parts: for ``reference-files``, the files to fetch (each with its own checksum).
     """
 
     url: str
@@ -63,6 +69,8 @@ class RemoteFile:
     sha256: str | None = None
     google_drive: bool = False
     member: str | None = None
+    size: int | None = None
+    parts: tuple[RemoteFile, ...] = ()
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
@@ -77,6 +85,86 @@ class RemoteFile:
     def full_sha256(self) -> bool:
         """True when :attr:`sha256` is the whole digest rather than a prefix."""
         return self.sha256 is not None and len(self.sha256) == 64
+
+    @property
+    def total_size(self) -> int | None:
+        """Bytes to download (all parts), or None when not known."""
+        sizes = [part.size for part in self.parts] if self.parts else [self.size]
+        return None if any(size is None for size in sizes) else sum(sizes)
+
+
+@dataclass(frozen=True)
+class KnownFile:
+    """A file published by the authors, identified by its sha256 and size (from Git LFS)."""
+
+    folder: str
+    network: str
+    sha256: str
+    size: int
+
+    @property
+    def description(self) -> str:
+        return f"the authors' {self.folder} {self.network}"
+
+
+#: The reference repository's commit that holds the authors' checkpoints in Git LFS.
+REFERENCE_LFS_COMMIT = "13e6eec8aba37f893a2d2812834f6629707edf5a"
+REFERENCE_LFS_URL = (
+    "https://media.githubusercontent.com/media/ericsujw/InstColorization/" + REFERENCE_LFS_COMMIT + "/checkpoints/{path}"
+)
+
+#: Every checkpoint the authors published, as recorded by Git LFS at :data:`REFERENCE_LFS_COMMIT`.
+KNOWN_FILES: tuple[KnownFile, ...] = (
+    KnownFile("coco_finetuned_mask_256_ffs", "G", "91c2812f62095526612e85ed6eeafaab55f31bcec6b1e97e4d7299c442f490ab", 136789235),
+    KnownFile("coco_finetuned_mask_256_ffs", "GComp", "8b5d727597138615b40408d69f49f6917d900ae0f1d39c692b885c16d47e2e69", 136789235),
+    KnownFile("coco_finetuned_mask_256_ffs", "GF", "90011a980955ce3d26ebfe82a51a374f96d3908d1c5391f1ade0d99513d93c15", 141173736),
+    KnownFile("coco_finetuned_mask_256", "G", "280f01187dbaa9199da89a40f08c68296d0995a77148f287378b54cc83f84933", 136789235),
+    KnownFile("coco_finetuned_mask_256", "GComp", "38882fce5173aec899b0f2f2401ceb65eaeedd166808a89e268e09b79c2b038b", 136789235),
+    KnownFile("coco_finetuned_mask_256", "GF", "963ccb44316f188638e4dd7f43342477e54f7d1ab0645c3ca36e667cc904ebd1", 141173736),
+    KnownFile("siggraph_retrained", "G", "29fc246aea5c99e7e2aeed92382ceef239802b53857b87e2e5e167912f865db1", 136785828),
+)  # fmt: skip
+
+
+def known_file(sha256: str) -> KnownFile | None:
+    """The authors' file with this sha256, or None."""
+    return next((known for known in KNOWN_FILES if known.sha256 == sha256.lower()), None)
+
+
+def describe_files(hashes: Mapping[str, str]) -> tuple[str, bool]:
+    """``({file: sha256})`` -> one line saying which known file each is, and whether all are known.
+
+    >>> describe_files({"latest_net_G.pth": KNOWN_FILES[0].sha256})[0]
+    "latest_net_G.pth: the authors' coco_finetuned_mask_256_ffs G, verified"
+    """
+    parts, verified = [], True
+    for name, digest in hashes.items():
+        known = known_file(digest)
+        if known is None:
+            verified = False
+            parts.append(f"{name}: matches no file the authors published (sha256 {digest[:16]}...), unverified")
+        else:
+            parts.append(f"{name}: {known.description}, verified")
+    return "; ".join(parts), verified and bool(hashes)
+
+
+def _lfs_remote(folder: str, network: str, layout: str = "checkpoint") -> RemoteFile:
+    known = next(k for k in KNOWN_FILES if k.folder == folder and k.network == network)
+    file_name = f"latest_net_{network}.pth"
+    return RemoteFile(
+        url=REFERENCE_LFS_URL.format(path=f"{folder}/{file_name}"),
+        file_name=file_name,
+        layout=layout,
+        sha256=known.sha256,
+        size=known.size,
+    )
+
+
+def _lfs_folder(folder: str) -> RemoteFile:
+    parts = tuple(_lfs_remote(folder, network) for network in ("G", "GF", "GComp"))
+    return RemoteFile(
+        url=parts[0].url, file_name=f"{folder}-G.pth", layout="reference-files", sha256=parts[0].sha256,
+        size=parts[0].size, member=folder, parts=parts,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -141,11 +229,14 @@ REGISTRY: dict[str, WeightSet] = {
                 layout="mmagic",
                 sha256="5b9d4eee",
             ),
+            _lfs_folder("coco_finetuned_mask_256_ffs"),
         ),
         config=ModelConfig(),
         notes=(
             "mirror: OpenMMLab mmagic's conversion of the same weights (Apache-2.0 code, MIT weights)",
-            "no checksum is published for checkpoints.zip; its tensors are checked by the strict conversion",
+            "mirror: the Git LFS copies of the three files in the reference repository, checked by their sha256",
+            "no checksum is published for checkpoints.zip; each file in it is compared with the Git LFS "
+            "sha256s and the result recorded (source_files, provenance)",
         ),
     ),
     "starter": WeightSet(
@@ -156,6 +247,17 @@ REGISTRY: dict[str, WeightSet] = {
         licence="MIT (instcolor)",
         source="instcolor project, shipped inside the package",
         bundled="starter.safetensors",
+    ),
+    "siggraph_retrained": WeightSet(
+        name="siggraph_retrained",
+        description="the authors' full-image network (siggraph_retrained/latest_net_G.pth), kept as published",
+        architecture="instcolorization full-image network (Zhang et al. SIGGRAPH17 backbone)",
+        trained_on="ImageNet (Zhang et al. SIGGRAPH17), retrained by the authors",
+        licence=REFERENCE_LICENCE,
+        source="Su, Chu, Huang: Instance-aware Image Colorization (CVPR 2020), Git LFS copy in the reference repository",
+        homepage="https://github.com/ericsujw/InstColorization",
+        downloads=(_lfs_remote("siggraph_retrained", "G"),),
+        notes=("one network, not a colorizer: kept as the verified .pth (a starting point for training)",),
     ),
 }
 

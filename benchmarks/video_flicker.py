@@ -1,0 +1,116 @@
+"""Flicker, PSNR and speed of film colorization: per-frame against ours (cuts, tracks, gated smoothing).
+
+Two clips, written to a temporary folder:
+
+* ``synthetic``: a red square moving over a textured colour background, with a cut to another
+  (blue-grey) scene half way; its colour frames are the ground truth;
+* ``pan``: ``samples/pig.jpg`` (public domain, see samples/README.md) panned and zoomed by a moving
+  crop window, encoded with x264. The sample photos are grey, so its "ground truth" frames are grey:
+  PSNR there says how far each result's colour strays, the flicker figures are the point.
+
+Each is made grey (as training does) and colorized twice by :func:`instcolor.apps.video.evaluate_video`.
+Done when, on both clips: flicker of ours <= 30 % of per-frame, nothing carried across the cut
+(``cut_leak == 0``), PSNR of ours not below per-frame. Prints frames/s on this machine.
+
+    PYTHONPATH=src python benchmarks/video_flicker.py [--weights starter] [--frames 36] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_clip(path: Path, frames, rate=12) -> None:
+    frames = list(frames)
+    h, w = frames[0].shape[:2]
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.options = {"crf": "16"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def synthetic_frames(n=36, size=(144, 192)):
+    h, w = size
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack([120 + 60 * np.sin(xx / 9.0), 140 + 50 * np.cos(yy / 7.0), 90 + 40 * np.sin((xx + yy) / 13.0)], -1)
+    texture = np.clip(base + rng.normal(0, 12, (h, w, 1)), 0, 255)
+    other = np.clip(np.stack([60 + 0 * xx, 80 + 30 * np.sin(yy / 5.0), 150 + 40 * np.cos(xx / 11.0)], -1), 0, 255)
+    for i in range(n):
+        frame = (texture if i < n // 2 else other).copy()
+        x = 10 + 4 * (i % (n // 2))
+        frame[40:90, x : x + 40] = (220, 40, 30) if i < n // 2 else (240, 200, 40)
+        yield frame.astype(np.uint8)
+
+
+def pan_frames(n=36, size=(144, 192)):
+    photo = Image.open(ROOT / "samples" / "pig.jpg").convert("RGB")
+    pw, ph = photo.size
+    h, w = size
+    for i in range(n):
+        t = i / max(n - 1, 1)
+        zoom = 1.0 + 0.5 * t  # zoom in while panning
+        cw, ch = pw * 0.6 / zoom, ph * 0.6 / zoom
+        x0 = (pw - cw) * t
+        y0 = (ph - ch) * (0.3 + 0.4 * t)
+        yield np.asarray(photo.resize((w, h), Image.BICUBIC, box=(x0, y0, x0 + cw, y0 + ch)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", default=None, help="weights name or file (default: the installed default)")
+    parser.add_argument("--detector", default="auto")
+    parser.add_argument("--frames", type=int, default=36)
+    parser.add_argument("--smoothing", type=float, default=0.8)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    import torch
+
+    from instcolor.apps.video import evaluate_video
+    from instcolor.inference.pipeline import Colorizer
+    from instcolor.models.weights.download import default_weights
+
+    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    weights = args.weights or default_weights()[0]
+    colorizer = Colorizer.from_pretrained(weights, device="cpu", detector=args.detector)
+    cpu = next((line.split(":", 1)[1].strip() for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines() if line.startswith("Model name")), platform.processor())
+    print(f"weights: {colorizer.metadata.get('source', weights)}; detector: {getattr(colorizer.detector, 'name', None)}; CPU: {cpu}, {torch.get_num_threads()} threads")
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, frames in (("synthetic", synthetic_frames(args.frames)), ("pan", pan_frames(args.frames))):
+            clip = Path(tmp) / f"{name}.mp4"
+            write_clip(clip, frames)
+            report = evaluate_video(clip, colorizer, smoothing=args.smoothing)
+            results[name] = report
+            ok = (report["flicker_ratio"] <= 0.30, report["cut_leak"] == 0.0, report["ours"]["psnr"] >= report["per_frame"]["psnr"] - 1e-6)
+            print(
+                f"{name:>9}: {report['frames']} frames, {report['cuts']} cut(s) | flicker per-frame {report['per_frame']['flicker']:.3f}, "
+                f"ours {report['ours']['flicker']:.3f} ({report['flicker_ratio']:.0%}), truth {report['ground_truth']['flicker']:.3f} | "
+                f"PSNR per-frame {report['per_frame']['psnr']:.2f} dB, ours {report['ours']['psnr']:.2f} dB | cut leak {report['cut_leak']:.3f} | "
+                f"frames/s per-frame {report['per_frame']['fps']:.2f}, ours {report['ours']['fps']:.2f} | "
+                f"targets (flicker<=30%, no leak, PSNR>=): {'PASS' if all(ok) else 'FAIL ' + str(ok)}"
+            )
+    if args.json:
+        args.json.write_text(json.dumps({"cpu": cpu, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

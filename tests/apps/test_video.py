@@ -1,0 +1,273 @@
+import numpy as np
+import pytest
+import torch
+
+from instcolor.inference.pipeline import Colorizer
+from tests.support.helpers import gradient_image, tiny_model
+
+av = pytest.importorskip("av")
+
+
+def write_grey_clip(path, frames=6, with_audio=True):
+    with av.open(str(path), mode="w") as container:
+        video = container.add_stream("mpeg4", rate=12)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = container.add_stream("aac", rate=16000) if with_audio else None
+        for i in range(frames):
+            grey = np.roll(gradient_image(channels=1), 3 * i, axis=1)
+            frame = av.VideoFrame.from_ndarray(np.repeat(grey[..., None], 3, 2), format="rgb24")
+            for packet in video.encode(frame):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+        if audio is not None:
+            samples = (np.sin(np.arange(16000) / 10) * 0.1).astype(np.float32)[None]
+            for start in range(0, 16000, 1024):
+                chunk = av.AudioFrame.from_ndarray(samples[:, start : start + 1024].copy(), format="fltp", layout="mono")
+                chunk.sample_rate = 16000
+                for packet in audio.encode(chunk):
+                    container.mux(packet)
+            for packet in audio.encode():
+                container.mux(packet)
+
+
+def test_colorize_video_keeps_frames_size_and_audio(tmp_path):
+    from instcolor.apps.video import colorize_video
+
+    source, target = tmp_path / "clip.mp4", tmp_path / "out" / "clip-colour.mp4"
+    write_grey_clip(source)
+    seen = []
+    report = colorize_video(source, target, Colorizer(tiny_model(), size=32), smoothing=0.5, on_frame=lambda d, t: seen.append(d))
+    assert report.frames == 6 and seen[-1] == 6 and report.fps > 0
+    assert report.flicker <= report.flicker_per_frame and "frames/s" in report.summary()
+    with av.open(str(target)) as container:
+        assert container.streams.audio, "audio was not carried over"
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(decoded) == 6 and decoded[0].shape == (48, 64, 3)
+    assert np.abs(decoded[2].astype(int) - decoded[2].mean(axis=2, keepdims=True)).mean() > 1  # has colour
+    assert sorted(p.name for p in target.parent.iterdir()) == ["clip-colour.mp4"]
+
+
+def test_unreadable_video_leaves_nothing(tmp_path):
+    from instcolor.apps.video import colorize_video
+
+    (tmp_path / "bad.mp4").write_bytes(b"nope")
+    with pytest.raises(ValueError, match="cannot read video .*not a video"):
+        colorize_video(tmp_path / "bad.mp4", tmp_path / "out.mp4", Colorizer(tiny_model(), size=32))
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def write_colour_clip(path, frames=10, cut_at=5, size=(48, 64)):
+    """A moving coloured square over a textured background, with a cut to another scene at ``cut_at``."""
+    h, w = size
+    rng = np.random.default_rng(1)
+    texture = (rng.uniform(60, 200, (h, w, 1)) * np.array([[[1.0, 0.8, 0.6]]])).astype(np.uint8)
+    other = np.full((h, w, 3), (20, 40, 230), np.uint8)
+    with av.open(str(path), mode="w") as container:
+        video = container.add_stream("mpeg4", rate=12)
+        video.width, video.height, video.pix_fmt = w, h, "yuv420p"
+        video.options = {"qscale": "2"}
+        for i in range(frames):
+            frame = (texture if i < cut_at else other).copy()
+            x = 4 + 3 * i
+            frame[10:26, x : x + 16] = (230, 30, 30)
+            for packet in video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+
+
+def test_flicker_meter_counts_only_unchanged_pixels_within_a_shot():
+    from instcolor.evaluation.video import FlickerMeter
+
+    meter = FlickerMeter()
+    a = np.full((8, 8, 3), 120, np.uint8)
+    meter.update(a)
+    meter.update(a)
+    assert meter.value == 0.0
+    b = a.copy()
+    b[..., 0], b[..., 2] = 130, 110  # other chroma, nearly the same lightness
+    meter.update(b, lightness=torch.full((8, 8), 50.0))
+    meter.update(a, cut=True)  # not paired with the previous frame
+    assert meter.pairs == 2 and meter.value > 0
+
+
+def test_box_tracker_keeps_ids_and_holds_missed_boxes():
+    from instcolor.apps.video import BoxTracker
+    from instcolor.instances import Instances
+
+    tracker = BoxTracker(max_missing=1)
+    tracker.update(Instances(boxes=[[0, 0, 10, 10], [20, 20, 40, 40]], scores=[0.9, 0.8], labels=["a", "b"]))
+    ids = [t.id for t in tracker.tracks]
+    instances, moved = tracker.update(Instances(boxes=[[22, 21, 42, 41]], scores=[0.8], labels=["b"]))
+    assert [t.id for t in tracker.tracks] == ids and len(instances) == 2  # "a" missed once: held
+    assert moved[ids[1]][0].tolist() == [20, 20, 40, 40]
+    tracker.update(None)  # detection skipped: boxes hold
+    tracker.update(Instances(boxes=[[23, 22, 43, 42]], scores=[0.8], labels=["b"]))
+    assert [t.id for t in tracker.tracks] == [ids[1]]
+
+
+class MovingBoxDetector:
+    name = "fake"
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, image):
+        from instcolor.instances import Instances
+
+        self.calls += 1
+        return Instances(boxes=[[4, 10, 40, 30]], scores=[0.9], labels=["person"])
+
+
+def test_scene_cut_resets_smoothing_and_detect_every_skips_detection(tmp_path):
+    from instcolor.apps.video import FilmColorizer
+
+    detector = MovingBoxDetector()
+    film = FilmColorizer(Colorizer(tiny_model(), detector=detector, size=32), smoothing=0.9, detect_every=3)
+    shot_a = np.repeat(gradient_image(channels=1)[..., None], 3, 2)
+    shot_b = (255 - shot_a) // 3
+    results = [film(f) for f in [shot_a] * 4 + [shot_b] * 2]
+    assert [r.cut for r in results] == [True, False, False, False, True, False] and film.cuts == 1
+    assert detector.calls == 3  # frames 0 and 3 of the first shot, frame 0 of the second
+    assert torch.equal(results[4].ab, results[4].ab_frame)  # nothing carried across the cut
+    assert not torch.equal(results[5].ab, results[5].ab_frame)  # smoothing within the shot
+
+
+def test_evaluate_video_reports_flicker_psnr_and_no_leak_across_the_cut(tmp_path):
+    from instcolor.apps.video import evaluate_video
+
+    write_colour_clip(tmp_path / "colour.mp4")
+    report = evaluate_video(tmp_path / "colour.mp4", Colorizer(tiny_model(), detector=MovingBoxDetector(), size=32))
+    assert report["frames"] == 10 and report["cuts"] == 1 and report["cut_leak"] == 0.0
+    assert report["ours"]["flicker"] <= report["per_frame"]["flicker"]
+    assert report["ours"]["psnr"] > 5 and report["ground_truth"]["flicker"] >= 0
+
+
+def test_killed_run_resumes_from_the_last_chunk(tmp_path):
+    from instcolor.apps.video import colorize_video
+
+    source, target = tmp_path / "clip.mp4", tmp_path / "clip-colour.mp4"
+    write_grey_clip(source, frames=10)
+    colorizer = Colorizer(tiny_model(), size=32)
+
+    def killed(done, total):
+        if done == 7:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        colorize_video(source, target, colorizer, chunk_frames=3, on_frame=killed)
+    assert not target.exists() and (tmp_path / "clip-colour.mp4.partial" / "state.json").exists()
+    report = colorize_video(source, target, colorizer, chunk_frames=3)
+    assert report.resumed_from == 6 and report.frames == 10
+    whole = colorize_video(source, tmp_path / "whole.mp4", colorizer, chunk_frames=3)
+    with av.open(str(target)) as a, av.open(str(tmp_path / "whole.mp4")) as b:
+        assert a.streams.audio
+        fa = [f.to_ndarray(format="rgb24").astype(int) for f in a.decode(video=0)]
+        fb = [f.to_ndarray(format="rgb24").astype(int) for f in b.decode(video=0)]
+        assert len(fa) == len(fb) == 10 and float(a.duration) == pytest.approx(float(b.duration), abs=0.1)
+    assert max(np.abs(x - y).mean() for x, y in zip(fa, fb)) < 1  # same frames (x264 threads may differ by a unit)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip-colour.mp4", "clip.mp4", "whole.mp4"]
+    assert whole.resumed_from == 0
+
+
+def test_bad_videos_give_one_line_and_no_output(tmp_path):
+    from instcolor.apps.video import VideoError, colorize_video
+
+    colorizer = Colorizer(tiny_model(), size=32)
+    with av.open(str(tmp_path / "audio.m4a"), mode="w") as container:  # no video stream
+        audio = container.add_stream("aac", rate=16000)
+        chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        chunk.sample_rate = 16000
+        for packet in list(audio.encode(chunk)) + list(audio.encode()):
+            container.mux(packet)
+    with av.open(str(tmp_path / "empty.mkv"), mode="w") as container:  # a video stream, no frames
+        video = container.add_stream("mpeg4", rate=12)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        container.start_encoding()
+    write_grey_clip(tmp_path / "whole.mkv", frames=30, with_audio=False)
+    data = (tmp_path / "whole.mkv").read_bytes()
+    (tmp_path / "cut.mkv").write_bytes(data[: len(data) * 2 // 3])
+    cases = {"audio.m4a": "no video stream", "empty.mkv": "no frames|cannot read", "cut.mkv": "cut short|damaged"}
+    for name, message in cases.items():
+        with pytest.raises(VideoError, match=message) as err:
+            colorize_video(tmp_path / name, tmp_path / "out" / f"{name}.mp4", colorizer)
+        assert "\n" not in str(err.value)
+        assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir()), name
+
+
+class CountingDetector:
+    """A detector that finds one box per frame and remembers every grey frame it was shown."""
+
+    name = "counting"
+
+    def __init__(self):
+        self.frames = []
+
+    def __call__(self, image):
+        from instcolor.instances import Instances
+
+        self.frames.append(np.asarray(image).copy())
+        return Instances(boxes=[[8, 6, 40, 30]], scores=[0.9], labels=["person"])
+
+
+def test_detection_runs_on_every_frame_by_default(tmp_path):
+    from instcolor.apps.video import colorize_video
+
+    source, target = tmp_path / "clip.mp4", tmp_path / "clip-colour.mp4"
+    write_grey_clip(source, with_audio=False)
+    detector = CountingDetector()
+    modes = []
+
+    class SpyColorizer(Colorizer):
+        def __call__(self, *args, **kwargs):
+            result = super().__call__(*args, **kwargs)
+            modes.append(result.mode)
+            return result
+
+    colorizer = SpyColorizer(tiny_model(), detector=detector, size=32, masks="none")
+    assert colorize_video(source, target, colorizer).frames == 6
+    assert len(detector.frames) == 6, "the detector must run once per frame"
+    # the clip scrolls 3 px a frame: each detection saw its own frame
+    assert not np.array_equal(detector.frames[0], detector.frames[3])
+    assert modes == ["fusion"] * 6, modes
+
+
+class FlickeringColorizer:
+    """Stands in for a colorizer: a flat chroma a* = +12 / -12, the sign flipping every frame."""
+
+    detector = None
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, rgb, instances=None):
+        from types import SimpleNamespace
+
+        from PIL import Image
+
+        sign = 1.0 if self.calls % 2 == 0 else -1.0
+        self.calls += 1
+        ab = np.zeros((2, *rgb.shape[:2]), np.float32)
+        ab[0] = 12.0 * sign
+        return SimpleNamespace(ab=ab, image=Image.fromarray(rgb), instances=None)
+
+
+def test_smoothing_blends_each_frame_with_the_previous_output():
+    """On a still shot (no motion: the gate is open) ``smoothing=0.5`` gives ``0.5 a_t + 0.5 a_out(t-1)``."""
+    from instcolor.apps.video import FilmColorizer
+
+    still = np.repeat(gradient_image(channels=1)[..., None], 3, 2)
+    raw = [float(FilmColorizer(FlickeringColorizer(), smoothing=0.0)(still).ab[0, 0].mean())]
+    film = FilmColorizer(FlickeringColorizer(), smoothing=0.5)
+    smooth = [film(still) for _ in range(6)]
+    assert [r.cut for r in smooth] == [True] + [False] * 5
+    assert [float(r.ab_frame[0, 0].mean()) for r in smooth] == [12, -12, 12, -12, 12, -12]
+    # written out, not recomputed: 12, 0.5*(-12)+0.5*12, 0.5*12+0.5*0, 0.5*(-12)+0.5*6, ...
+    assert [float(r.ab[0, 0].mean()) for r in smooth] == pytest.approx([12, 0, 6, -3, 4.5, -3.75], abs=1e-4)
+    assert raw == [12.0]
+    # and the output frames carry the blended chroma, not the frame's own
+    from instcolor.color import rgb_to_lab
+
+    out_a = [float(rgb_to_lab(torch.from_numpy(r.rgb).permute(2, 0, 1)[None].float() / 255)[0, 1].mean()) for r in smooth]
+    assert out_a[1] == pytest.approx(0, abs=1.5) and out_a[3] == pytest.approx(-3, abs=1.5)

@@ -1,0 +1,144 @@
+"""The web page in a real browser: Debian's chromium driven by Playwright (system browser, no download).
+
+Screenshots of each step go to the test's tmp folder (printed; ``pytest -s`` shows the paths), and to
+``$INSTCOLOR_SCREENSHOTS`` when set. CI (``.ci/run``) installs chromium and sets
+``INSTCOLOR_REQUIRE_BROWSER=1`` so that a missing browser fails there instead of skipping.
+"""
+
+import io
+import os
+import shutil
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from instcolor.apps.web import PageLimits, build_app, launch
+from instcolor.inference.pipeline import Colorizer
+from tests.support.helpers import gradient_image, tiny_model
+
+CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if os.path.exists(p)), None)
+
+
+def _need(condition, reason):
+    if not condition:
+        if os.environ.get("INSTCOLOR_REQUIRE_BROWSER"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+pytest.importorskip("gradio")
+
+
+class TwoBoxDetector:
+    name = "fake"
+
+    def __call__(self, image):
+        from instcolor.instances import Instances
+
+        h, w = image.shape[:2]
+        return Instances(boxes=[[8, 8, w // 2, h // 2], [w // 3, h // 3, w - 8, h - 8]], scores=[0.8, 0.7], labels=["cat", "dog"])
+
+
+def colourfulness(image: Image.Image) -> float:
+    rgb = np.asarray(image.convert("RGB"), float)
+    return float(np.abs(rgb - rgb.mean(axis=2, keepdims=True)).mean())
+
+
+@pytest.fixture
+def browser_page(tmp_path):
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    _need(sync_playwright is not None, "playwright is not installed (pip install playwright)")
+    _need(CHROMIUM is not None, "no system chromium (apt-get install chromium)")
+    colorizer = Colorizer(tiny_model(), detector=TwoBoxDetector(), size=32, metadata={"source": "tests"})
+    app = build_app(colorizer, limits=PageLimits(max_bytes=2**20, max_megapixels=1.0))
+    launch(app, port=None, prevent_thread_lock=True, quiet=True)
+    requests = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1100})
+        page.on("request", lambda r: requests.append(r.url))
+        page.set_default_timeout(60_000)
+        page.goto(app.local_url)
+        try:
+            yield page, requests
+        finally:
+            browser.close()
+            app.close()
+
+
+def test_page_in_browser(browser_page, tmp_path):
+    page, requests = browser_page
+    shots = Path(os.environ.get("INSTCOLOR_SCREENSHOTS", tmp_path / "screenshots"))
+    shots.mkdir(parents=True, exist_ok=True)
+
+    def shot(name):
+        page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+        print("screenshot:", shots / f"{name}.png")
+
+    photo = tmp_path / "grey.png"
+    Image.fromarray(gradient_image(240, 320, channels=1)).save(photo)
+    page.wait_for_selector("#colorize")
+    shot("1-opened")
+
+    page.set_input_files("#uploads input[type=file]", str(photo))
+    page.wait_for_selector("#uploads >> text=grey.png")
+    page.click("#colorize")
+    page.wait_for_selector("#status >> text=instance(s)")
+    page.wait_for_selector("#downloads a")
+    shot("2-colorized")
+    status = page.inner_text("#status")
+    assert "grey.png: 320x240, 2 instance(s)" in status
+
+    def after_image() -> Image.Image:
+        srcs = page.eval_on_selector_all("#compare img", "els => els.map(e => e.src)")
+        assert len(srcs) == 2, srcs
+        response = page.request.get(srcs[1])
+        return Image.open(io.BytesIO(response.body()))
+
+    first = after_image()
+    assert first.size == (320, 240)  # full resolution
+    assert colourfulness(first) > 1.0
+    download = page.eval_on_selector_all("#downloads a", "els => els.map(e => e.href)")
+    assert any("grey-colour.png" in href for href in download)
+
+    # remove the first instance and rerun
+    page.get_by_label("1: cat 0.80", exact=False).uncheck()
+    page.click("#rerun")
+    page.wait_for_selector("#status >> text=rerun grey.png: 320x240, 1 instance(s)")
+    page.wait_for_function("() => document.querySelectorAll('#keep input[type=checkbox]').length === 1")
+    shot("3-instance-removed")
+    second = after_image()
+    assert second.size == (320, 240)
+    assert np.abs(np.asarray(second, float) - np.asarray(first, float)).mean() > 0.05
+
+    # add a box by its coordinates
+    page.fill("#add-box textarea, #add-box input", "20, 20, 200, 180")
+    page.click("#rerun")
+    page.wait_for_selector("#status >> text=rerun grey.png: 320x240, 2 instance(s)")
+    page.wait_for_selector("#keep >> text=added")
+    shot("4-box-added")
+
+    # a bad file and an over-cap photo: one line each, the page stays usable
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not a picture at all")
+    big = tmp_path / "big.png"
+    Image.new("L", (1500, 1000), 128).save(big)
+    page.set_input_files("#uploads input[type=file]", [str(bad), str(big)])
+    page.wait_for_selector("#uploads >> text=broken.jpg")
+    page.click("#colorize")
+    page.wait_for_selector("#status >> text=refused")
+    shot("5-bad-files")
+    status = page.inner_text("#status")
+    assert "refused: broken.jpg is not an image" in status
+    assert "refused: big.png is 1500x1000 (1.5 megapixels); the limit is 1 megapixels" in status
+
+    off_host = [u for u in requests if urlparse(u).scheme in ("http", "https", "ws", "wss") and urlparse(u).hostname != "127.0.0.1"]
+    assert not off_host, f"the page requested off-machine resources: {off_host}"
+    if os.environ.get("INSTCOLOR_SCREENSHOTS") is None:
+        shutil.copytree(shots, tmp_path.parent / "web-screenshots", dirs_exist_ok=True)
