@@ -269,5 +269,5 @@ def test_smoothing_blends_each_frame_with_the_previous_output():
     # and the output frames carry the blended chroma, not the frame's own
     from instcolor.color import rgb_to_lab
 
-    out_a = [float(rgb_to_lab(torch.from_numpy(r.rgb).permute(2, 0, 1)[None].float() / 255)[0, 1].mean()) for r in smooth]
+    out_a = [float(rgb_to_lab(torch.from_numpy(r.rgb.copy()).permute(2, 0, 1)[None].float() / 255)[0, 1].mean()) for r in smooth]
     assert out_a[1] == pytest.approx(0, abs=1.5) and out_a[3] == pytest.approx(-3, abs=1.5)
