@@ -48,6 +48,30 @@ def test_exif_orientation_is_applied(tmp_path):
     assert decode_image(tmp_path / "rotated.jpg").size == (20, 60)
 
 
+@pytest.mark.parametrize(
+    "orientation, top_left, bottom_left",
+    [
+        # The stored picture is 20 x 60: its left half red, its right half blue.
+        (1, "red", "red"),  # as stored: red on the left, top and bottom
+        (6, "red", "blue"),  # 90 degrees clockwise: the stored left edge becomes the top
+        (8, "blue", "red"),  # 90 degrees anticlockwise: the stored left edge becomes the bottom
+        (3, "blue", "blue"),  # 180 degrees: red moves to the right
+    ],
+)
+def test_exif_orientation_turns_the_right_way(tmp_path, orientation, top_left, bottom_left):
+    stored = np.zeros((20, 60, 3), np.uint8)
+    stored[:, :30] = (255, 0, 0)
+    stored[:, 30:] = (0, 0, 255)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(stored).save(tmp_path / "photo.jpg", exif=exif, quality=95)
+    rgb = decode_image(tmp_path / "photo.jpg").rgb
+    assert rgb.shape == ((20, 60, 3) if orientation in (1, 3) else (60, 20, 3))
+    colour = {"red": (1.0, 0.0, 0.0), "blue": (0.0, 0.0, 1.0)}  # decoded samples are in [0, 1]
+    np.testing.assert_allclose(rgb[2, 2], colour[top_left], atol=0.05)
+    np.testing.assert_allclose(rgb[-3, 2], colour[bottom_left], atol=0.05)
+
+
 def test_unreadable_file_raises_value_error(tmp_path):
     (tmp_path / "broken.jpg").write_bytes(b"not an image")
     with pytest.raises(ValueError, match="cannot read image"):

@@ -216,3 +216,80 @@ def test_max_frames_trims_the_audio_to_the_video(tmp_path):
     video_seconds = 3 / 12
     one_audio_frame = 1024 / 16000
     assert 0 < audio_end <= video_seconds + one_audio_frame + 1e-3
+
+
+class CountingDetector:
+    """A detector that finds one box per frame and remembers every grey frame it was shown."""
+
+    name = "counting"
+
+    def __init__(self):
+        self.frames = []
+
+    def __call__(self, image):
+        from instcolor.instances import Instances
+
+        self.frames.append(np.asarray(image).copy())
+        return Instances(boxes=[[8, 6, 40, 30]], scores=[0.9], labels=["person"])
+
+
+def test_detection_runs_on_every_frame_by_default(tmp_path):
+    from instcolor.apps.video import colorize_video
+
+    source, target = tmp_path / "clip.mp4", tmp_path / "clip-colour.mp4"
+    write_grey_clip(source, with_audio=False)
+    detector = CountingDetector()
+    modes = []
+
+    class SpyColorizer(Colorizer):
+        def __call__(self, *args, **kwargs):
+            result = super().__call__(*args, **kwargs)
+            modes.append(result.mode)
+            return result
+
+    colorizer = SpyColorizer(tiny_model(), detector=detector, size=32, masks="none")
+    assert colorize_video(source, target, colorizer).frames == 6
+    assert len(detector.frames) == 6, "the detector must run once per frame"
+    # the clip scrolls 3 px a frame: each detection saw its own frame
+    assert not np.array_equal(detector.frames[0], detector.frames[3])
+    assert modes == ["fusion"] * 6, modes
+
+
+class FlickeringColorizer:
+    """Stands in for a colorizer: a flat chroma a* = +12 / -12, the sign flipping every frame."""
+
+    detector = None
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, rgb, instances=None):
+        from types import SimpleNamespace
+
+        from PIL import Image
+
+        sign = 1.0 if self.calls % 2 == 0 else -1.0
+        self.calls += 1
+        ab = np.zeros((2, *rgb.shape[:2]), np.float32)
+        ab[0] = 12.0 * sign
+        return SimpleNamespace(ab=ab, image=Image.fromarray(rgb), instances=None)
+
+
+def test_smoothing_blends_each_frame_with_the_previous_output():
+    """On a still shot (no motion: the gate is open) ``smoothing=0.5`` gives ``0.5 a_t + 0.5 a_out(t-1)``."""
+    from instcolor.apps.video import FilmColorizer
+
+    still = np.repeat(gradient_image(channels=1)[..., None], 3, 2)
+    raw = [float(FilmColorizer(FlickeringColorizer(), smoothing=0.0)(still).ab[0, 0].mean())]
+    film = FilmColorizer(FlickeringColorizer(), smoothing=0.5)
+    smooth = [film(still) for _ in range(6)]
+    assert [r.cut for r in smooth] == [True] + [False] * 5
+    assert [float(r.ab_frame[0, 0].mean()) for r in smooth] == [12, -12, 12, -12, 12, -12]
+    # written out, not recomputed: 12, 0.5*(-12)+0.5*12, 0.5*12+0.5*0, 0.5*(-12)+0.5*6, ...
+    assert [float(r.ab[0, 0].mean()) for r in smooth] == pytest.approx([12, 0, 6, -3, 4.5, -3.75], abs=1e-4)
+    assert raw == [12.0]
+    # and the output frames carry the blended chroma, not the frame's own
+    from instcolor.color import rgb_to_lab
+
+    out_a = [float(rgb_to_lab(torch.from_numpy(r.rgb.copy()).permute(2, 0, 1)[None].float() / 255)[0, 1].mean()) for r in smooth]
+    assert out_a[1] == pytest.approx(0, abs=1.5) and out_a[3] == pytest.approx(-3, abs=1.5)

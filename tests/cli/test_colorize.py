@@ -1,4 +1,6 @@
 import json
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -6,6 +8,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from instcolor.cli import app
+from tests.support.cli_process import REPO, instcolor_command, subprocess_env
 from tests.support.helpers import gradient_image, tiny_weights_file
 
 runner = CliRunner()
@@ -90,6 +93,96 @@ def test_reduced_precision_and_its_device_check(photos, weights, tmp_path):
     result = run(photos, "-o", tmp_path / "out16", "--weights", weights, "--device", "cpu", "--precision", "fp16")
     assert result.exit_code == 2 and "CUDA only" in result.output
     assert not (tmp_path / "out16").exists()
+
+
+def chroma(path: Path) -> float:
+    """Mean |a*| + |b*| of an image file (0 for grey)."""
+    import torch
+
+    from instcolor.color import rgb_to_lab
+
+    rgb = np.asarray(Image.open(path).convert("RGB"), np.float32) / 255.0
+    lab = rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1)[None])[0]
+    return float(lab[1:].abs().sum(0).mean())
+
+
+def test_the_readme_first_command_on_the_bundled_samples(tmp_path):
+    """``instcolor colorize samples/ -o colour/`` as README.md gives it: default weights (offline and
+    with an empty home: the bundled starter), default detector (no Mask R-CNN weights: the embedded
+    CenterNet), the bundled sample photos."""
+    samples = REPO / "samples"
+    photos = sorted(p.name for p in samples.glob("*.jpg"))
+    assert len(photos) == 4
+    (tmp_path / "home").mkdir()
+    result = subprocess.run(
+        instcolor_command("colorize", "samples/", "-o", str(tmp_path / "colour")),
+        cwd=REPO, env=subprocess_env(tmp_path / "home"), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "starter" in output, output  # says it fell back to the bundled weights
+    assert "centernet" in output.lower(), output  # and which detector ran
+    written = sorted(p.name for p in (tmp_path / "colour").iterdir())
+    assert written == photos
+    for name in photos:
+        assert Image.open(tmp_path / "colour" / name).size == Image.open(samples / name).size
+        assert chroma(samples / name) < 0.5  # the samples are grey
+        assert chroma(tmp_path / "colour" / name) > 3.0, name  # the results are not
+
+
+def test_sigkill_mid_run_leaves_only_complete_images(tmp_path, weights):
+    """A real kill: ``instcolor colorize`` in a subprocess, SIGKILLed as soon as it starts writing.
+
+    What holds today: every visible file in the output folder is a complete image; anything else
+    is one of our hidden temporaries (``.NAME.*.part``). (That the next run removes such
+    temporaries is the separate, expected-to-fail-until-implemented test below.)
+    """
+    import signal
+    import time
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):  # large noisy PNGs: each write takes a while
+        Image.fromarray(rng.integers(0, 255, (1200, 1600), dtype=np.uint8)).save(photos / f"p{i:02d}.png")
+    out = tmp_path / "out"
+    (tmp_path / "home").mkdir()
+    args = ["colorize", str(photos), "-o", str(out), "--weights", str(weights), "--detector", "none", "--device", "cpu"]
+    process = subprocess.Popen(instcolor_command(*args), env=subprocess_env(tmp_path / "home"),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and process.poll() is None:
+            if out.is_dir() and any(out.iterdir()):  # the first temporary or result has appeared
+                break
+            time.sleep(0.005)
+        assert process.poll() is None, "the run ended before it could be killed"
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == -signal.SIGKILL
+    for path in out.iterdir():
+        if path.name.startswith("."):
+            assert path.name.endswith(".part"), path.name  # our temporary, never a visible result
+            continue
+        with Image.open(path) as image:
+            image.load()  # a truncated file fails here
+            assert image.size == (1600, 1200)
+    visible = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    assert set(visible) <= {f"p{i:02d}.png" for i in range(12)} and len(visible) < 12
+
+
+@pytest.mark.xfail(reason="EXPECTED, not implemented yet: a run removes hidden temporaries a killed run left", strict=False)
+def test_next_run_removes_temporaries_a_killed_run_left(photos, weights, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".a.png.k1ll3d.part").write_bytes(b"\x89PNG half")
+    result = run(photos, "-o", out, "--weights", weights, "--detector", "none", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == ["a.png", "sub/b.jpg"]
 
 
 def test_precision_auto_measures_runs_and_says_what_it_chose(photos, weights, tmp_path, monkeypatch):

@@ -115,3 +115,37 @@ def test_16bit_input_and_path_input(colorizer, tmp_path):
 def test_bad_mode(colorizer):
     with pytest.raises(ValueError):
         colorizer(gradient_image(), mode="sepia")
+
+
+def test_from_pretrained_loads_paper_coco_by_name(tmp_path, monkeypatch):
+    """``Colorizer.from_pretrained("paper-coco")`` with a tiny ``paper-coco`` installed in the home."""
+    from instcolor.models.weights.registry import weights_home
+    from instcolor.models.weights.store import save_model
+
+    model = tiny_model(seed=4)
+    weights_home().mkdir(parents=True, exist_ok=True)
+    save_model(weights_home() / "paper-coco.safetensors", model, {"source": "tests: a tiny paper-coco", "licence": "MIT"})
+    colorizer = Colorizer.from_pretrained("paper-coco", device="cpu", detector=None)
+    assert colorizer.metadata["source"] == "tests: a tiny paper-coco"
+    loaded = colorizer.model.state_dict()
+    for key, value in model.state_dict().items():
+        if key in loaded and loaded[key].is_floating_point():
+            torch.testing.assert_close(loaded[key].float(), value, msg=key)
+    result = colorizer(gradient_image(channels=1), boxes=[[4, 4, 40, 30]])
+    assert result.image.size == (64, 48) and result.mode == "fusion"
+
+
+def test_bundled_starter_colours_a_bundled_sample():
+    from pathlib import Path
+
+    from instcolor.color import rgb_to_lab
+
+    sample = Path(__file__).resolve().parents[2] / "samples" / "pig.jpg"
+    colorizer = Colorizer.from_pretrained("starter", device="cpu", detector="centernet")
+    result = colorizer(sample)
+    assert result.image.size == Image.open(sample).size
+    rgb = torch.from_numpy(np.asarray(result.image.convert("RGB"), np.float32) / 255.0).permute(2, 0, 1)[None]
+    lab = rgb_to_lab(rgb)[0]
+    assert float(lab[1:].abs().sum(0).mean()) > 3.0  # coloured, not grey
+    assert float(lab[1:].abs().sum(0).std()) > 1.0  # and not one flat cast
+    assert len(result.boxes) >= 1  # the embedded detector found the pig

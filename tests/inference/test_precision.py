@@ -114,6 +114,27 @@ def test_measure_precisions_reports_real_errors():
     assert all(t.seconds > 0 for t in trials)
 
 
+def int8_backend_or_skip():
+    from instcolor.inference.runtime import check_precision
+
+    try:
+        check_precision("int8", "cpu")
+    except ValueError as err:
+        pytest.skip(f"no int8 backend in this torch build: {err}")
+
+
+def test_int8_is_offered_and_chosen_where_the_cpu_has_int8_dot_products(tmp_path, monkeypatch):
+    int8_backend_or_skip()
+    fake_cpu(monkeypatch, "avx512_vnni")  # VNNI, no native bf16
+    assert candidate_precisions("cpu") == ["fp32", "int8"]
+    fake_cpu(monkeypatch, "amx_int8", "amx_bf16", "avx512_bf16", "avx512_vnni")
+    assert candidate_precisions("cpu") == ["fp32", "bf16", "int8"]
+    assert pick([trial("fp32", 1.0, 0.0), trial("bf16", 0.6), trial("int8", 0.3)]) == "int8"
+    measured = [trial("fp32", 1.0, 0.0), trial("bf16", 0.6), trial("int8", 0.3)]
+    monkeypatch.setattr(precision_module, "measure_precisions", lambda *a, **k: measured)
+    assert choose_precision(tiny_model(), "cpu", 32, cache_path=tmp_path / "p.json") == "int8"
+
+
 def test_colorizer_auto_really_runs(tmp_path, monkeypatch):
     from instcolor.inference.pipeline import Colorizer
     from tests.support.helpers import gradient_image

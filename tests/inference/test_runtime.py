@@ -116,14 +116,51 @@ def test_batched_paste_matches_the_loop():
                 assert (a - b).abs().max() <= 1e-5
 
 
-def test_streamed_strategy_keeps_memory_of_one_layer(model):
-    """The streamed run never materialises all 13 instance feature maps at once."""
+def test_streamed_strategy_keeps_memory_of_one_layer(model, monkeypatch):
+    """The streamed run never materialises all 13 instance feature maps at once.
+
+    Every feature map the instance net yields is watched through a weak reference; each time a
+    new one appears, the watched maps still alive are counted. Streaming keeps only the current
+    map, the previous one (until fusion lets go of it) and the shortcuts' sources (``conv1_2``,
+    ``conv2_2``, ``conv3_3``); the reference strategy would hold all 13.
+    """
+    import weakref
+
+    from instcolor.geometry import box_infos
+    from instcolor.models.backbone import FEATURE_NAMES
+
     net = copy.deepcopy(model).set_fusion_strategy("streamed")
+    reference = copy.deepcopy(model).set_fusion_strategy("reference")
+    original = net.instance.stages
+    watched, live_counts = [], []
+
+    def watched_stages(x, chunk=None):
+        stream = original(x, chunk=chunk)
+        sent = None
+        while True:
+            try:
+                name, feature = stream.send(sent)
+            except StopIteration as stop:
+                return stop.value
+            watched.append(weakref.ref(feature))
+            live_counts.append(sum(ref() is not None for ref in watched))
+            try:
+                sent = yield name, feature
+            except GeneratorExit:
+                stream.close()
+                raise
+            del feature
+
+    monkeypatch.setattr(net.instance, "stages", watched_stages)
+    full = network_input(torch.rand(1, 1, 32, 32) - 0.5)
     crops = network_input(torch.rand(3, 1, 32, 32) - 0.5)
-    stages = net.instance.stages(crops)
-    name, first = next(stages)
-    assert name == "conv1_2" and first.shape[0] == 3
-    stages.close()  # closing early is allowed (the ab head is skipped)
+    infos = {g: torch.from_numpy(i) for g, i in box_infos(np.array(BOXES[:3], float), (64, 48), (32, 16, 8, 4)).items()}
+    with torch.no_grad():
+        streamed = net(full, crops, infos)
+        expected = reference(full, crops, infos)
+    assert len(watched) == len(FEATURE_NAMES) == 13  # the fusion really ran on the stream
+    assert max(live_counts) <= 5, live_counts
+    torch.testing.assert_close(streamed, expected, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("precision", ["bf16", "int8"])
@@ -165,6 +202,19 @@ def test_timer_reports_every_stage(model, image):
 def test_compiled_fp32_matches_eager(model, image, eager_ab):
     compiled = colorize_ab(model, image, BOXES, compile=True)
     assert np.abs(compiled - eager_ab).max() / AB_SCALE <= FP32_MAX_DELTA
+
+
+def test_compile_option_compiles_every_block(model, image, eager_ab, monkeypatch):
+    """Fast twin of the slow test above: ``compile=True`` hands every block of the three networks
+    and both CNNs of each of the 13 fusion layers to ``Module.compile`` (recorded, not compiled)."""
+    compiled = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, *a, **k: compiled.append(self))
+    colorizer = Colorizer(copy.deepcopy(model), size=32, compile=True)
+    blocks = [*colorizer.model.full.blocks(), *colorizer.model.instance.blocks(), *colorizer.model.fusion.backbone.blocks()]
+    fusers = [net for layer in colorizer.model.fusion.fusers.values() for net in (layer.instance_net, layer.background_net)]
+    assert len(fusers) == 26
+    assert {id(m) for m in compiled} == {id(m) for m in blocks + fusers}
+    assert np.abs(colorizer(image, boxes=BOXES).ab - eager_ab).max() / AB_SCALE <= FP32_MAX_DELTA
 
 
 # --------------------------------------------------------------------- reference fixture (width 1)

@@ -7,33 +7,33 @@ import zipfile
 
 import torch
 
-from instcolor.models.weights.mmagic import MMAGIC_SEQUENTIAL_ALIASES, mmagic_key
+from tests.support.mmagic_layout import BARE_LAYERS, MMAGIC_SUBMODELS, mmagic_layout, reference_name, scaled_shape
+from instcolor.models.weights.reference import map_reference_key
 from instcolor.models.model import InstColorModel
 
 #: mmagic sub-model -> reference network name (the authors' file names).
-MMAGIC_TO_REFERENCE = {"image_model": "GComp", "instance_model": "G", "fusion_model": "GF"}
+MMAGIC_TO_REFERENCE = MMAGIC_SUBMODELS
 
 
-def _dropped_heads(model: InstColorModel, generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """The unused tensors a real checkpoint carries: ``model_class`` heads and ``weight_layerout``."""
-    c256 = model.config.channels(256)
-    hidden = model.config.fusion_hidden
-    heads = {}
-    for network in MMAGIC_TO_REFERENCE:
-        heads[f"{network}.model_class.weight"] = torch.randn(529, c256, 1, 1, generator=generator)
-        heads[f"{network}.model_class.bias"] = torch.randn(529, generator=generator)
-    for part in ("simple_instance_conv", "simple_bg_conv"):
-        for index, (c_out, c_in) in zip((0, 2, 4), ((hidden, 2), (hidden, hidden), (1, hidden))):
-            prefix = f"fusion_model.weight_layerout.{part}.{index}"
-            heads[f"{prefix}.weight"] = torch.randn(c_out, c_in, 3, 3, generator=generator)
-            heads[f"{prefix}.bias"] = torch.randn(c_out, generator=generator)
-    return heads
+def mmagic_state_dict(model: InstColorModel, seed: int = 7) -> dict[str, torch.Tensor]:
+    """``model``'s tensors under mmagic's key names (the literal layout in ``mmagic_layout``),
+    plus the unused heads (``model_class``, ``weight_layerout``) a real file has, random.
 
-
-def mmagic_state_dict(model: InstColorModel) -> dict[str, torch.Tensor]:
-    """``model``'s tensors under mmagic's key names, plus the unused heads a real file has."""
-    state = {mmagic_key(k): v.clone() for k, v in model.state_dict().items()}
-    state.update(_dropped_heads(model, torch.Generator().manual_seed(7)))
+    Each mmagic key is found in ``model`` through the *reference* networks' names and
+    :func:`map_reference_key`, never through the mmagic converter's own table, so that a wrong row
+    in that table shows up as a wrong tensor.
+    """
+    ours = model.state_dict()
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, full_shape in mmagic_layout().items():
+        shape = scaled_shape(full_shape, model.config.width)
+        target = map_reference_key(*reference_name(key))
+        if target is None:  # a head the model does not have
+            state[key] = torch.randn(shape, generator=generator)
+        else:
+            assert tuple(ours[target].shape) == shape, (key, target, tuple(ours[target].shape), shape)
+            state[key] = ours[target].clone()
     return state
 
 
@@ -49,7 +49,7 @@ def reference_state_dicts(model: InstColorModel) -> dict[str, dict[str, torch.Te
     out: dict[str, dict[str, torch.Tensor]] = {name: {} for name in MMAGIC_TO_REFERENCE.values()}
     for key, value in mmagic_state_dict(model).items():
         network, module, rest = key.split(".", 2)
-        if module in MMAGIC_SEQUENTIAL_ALIASES or module == "model_class":
+        if module in BARE_LAYERS:
             rest = f"0.{rest}"  # the reference wraps these layers in a one-element Sequential
         name = MMAGIC_TO_REFERENCE[network]
         out[name][("module." if name == "GF" else "") + f"{module}.{rest}"] = value

@@ -77,6 +77,33 @@ def test_grey_input_is_the_rounded_luma_and_target_is_lab_ab(tmp_path):
     torch.testing.assert_close(sample.target, rgb_to_lab(tensor)[0, 1:] / AB_SCALE)
 
 
+#: sRGB colour -> (grey level of its BT.709 luma rounded to 8 bits, L* of that grey, a*, b* of the
+#: colour), D65, written out from skimage.color.rgb2lab (the reference's Lab) once.
+KNOWN_COLOURS = {
+    (255, 0, 0): (54, 22.6152, 80.0923, 67.2028),
+    (0, 255, 0): (182, 74.0478, -86.1830, 83.1797),
+    (0, 0, 255): (18, 5.4639, 79.1856, -107.8573),
+    (200, 150, 100): (157, 64.7368, 12.7589, 33.5647),
+}
+
+
+def test_grey_input_and_ab_target_of_known_colours(tmp_path):
+    """Independent expected values: four flat quadrants of known colours, their Lab written out."""
+    rgb = np.zeros((32, 32, 3), np.uint8)
+    corners = [(slice(0, 16), slice(0, 16)), (slice(0, 16), slice(16, 32)), (slice(16, 32), slice(0, 16)),
+               (slice(16, 32), slice(16, 32))]  # fmt: skip
+    for (rows, cols), colour in zip(corners, KNOWN_COLOURS):
+        rgb[rows, cols] = colour
+    Image.fromarray(rgb).save(tmp_path / "quadrants.png")
+    item = TrainingItem(str(tmp_path / "quadrants.png"))
+    sample = ColorizationDataset([item], "full", size=32, augmentation=NO_AUGMENTATION)[(0, 0)]
+    for (rows, cols), (_, l_grey, a, b) in zip(corners, KNOWN_COLOURS.values()):
+        y, x = rows.start + 8, cols.start + 8  # the middle of the quadrant
+        assert float(sample.input[0, y, x]) == pytest.approx((l_grey - 50) / 100, abs=2e-4)
+        assert float(sample.target[0, y, x]) == pytest.approx(a / 110, abs=2e-4)
+        assert float(sample.target[1, y, x]) == pytest.approx(b / 110, abs=2e-4)
+
+
 def test_greyscale_originals_are_marked_invalid(tmp_path):
     Image.fromarray(gradient_image(channels=1)).save(tmp_path / "grey.png")
     nearly = gradient_image(channels=1)[..., None].repeat(3, axis=2).astype(np.int16)

@@ -216,3 +216,124 @@ def test_two_processes_match_one_process_with_the_same_global_batch(many_scenes,
         assert losses(tmp_path / f"two-{name}") == pytest.approx(losses(one.run_dir), rel=1e-6)
     initial = load_file(init.weights)
     assert any(not torch.equal(single[k], initial[k]) for k in single if k.startswith("fusion.fusers."))
+
+
+def _colour_and_grey(scenes, folder: Path) -> Path:
+    """One colour scene and a greyscale original of another, in ``folder``."""
+    from PIL import Image
+
+    data, _ = scenes
+    first, second = sorted(p for p in data.iterdir() if p.suffix in (".png", ".jpg"))[:2]
+    folder.mkdir()
+    Image.open(first).convert("RGB").save(folder / "a-colour.png")
+    Image.open(second).convert("L").convert("RGB").save(folder / "b-grey.png")
+    return folder
+
+
+@pytest.mark.parametrize("stage", ["full", "fusion"])
+def test_greyscale_originals_give_no_gradient(scenes, tmp_path, monkeypatch, stage):
+    """The invalid (greyscale) sample's target never reaches the weights: garbage there changes nothing."""
+    import instcolor.training.trainer as trainer_module
+    from instcolor.training.data import collate
+
+    data = _colour_and_grey(scenes, tmp_path / "data")
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({name: [{"box": [8, 8, 48, 40], "score": 0.9, "label": "person"}]
+                                 for name in ("a-colour.png", "b-grey.png")}))  # fmt: skip
+    settings = dict(stage=stage, batch_size=2, epochs=2, decay_epochs=0, augment=False, boxes=str(boxes))
+    if stage == "fusion":
+        settings["lr"] = 1e-2
+    clean = train(tiny_config(data, tmp_path / "clean", **settings))
+
+    def garbage_for_invalid(samples):
+        batch = collate(samples)
+        assert batch.valid.tolist().count(0.0) == 1, "the grey original must be marked invalid"
+        batch.targets[batch.valid == 0] = 0.9  # a strongly coloured target for the grey photo
+        for sample in batch.samples:  # stage 3 reads the per-image samples
+            if not sample.valid:
+                sample.target = torch.full_like(sample.target, 0.9)
+        return batch
+
+    monkeypatch.setattr(trainer_module, "collate", garbage_for_invalid)
+    garbage = train(tiny_config(data, tmp_path / "garbage", **settings))
+    before, after = load_file(clean.weights), load_file(garbage.weights)
+    for key, value in before.items():
+        assert torch.equal(value, after[key]), f"{key}: the greyscale sample's target changed the weights"
+    assert losses(clean.run_dir) == losses(garbage.run_dir)
+
+
+def test_bf16_training_computes_in_bf16(scenes, tmp_path):
+    """``precision="bf16"`` runs the convolutions under autocast (bf16 outputs); weights stay fp32."""
+    from torch.nn.modules.module import register_module_forward_hook
+
+    dtypes = set()
+
+    def record(module, args, output):
+        if isinstance(module, torch.nn.Conv2d) and module.training:
+            dtypes.add(output.dtype)
+
+    data, _ = scenes
+    handle = register_module_forward_hook(record)
+    try:
+        result = train(tiny_config(data, tmp_path / "run", batch_size=2, epochs=1, decay_epochs=0, precision="bf16"))
+    finally:
+        handle.remove()
+    assert dtypes == {torch.bfloat16}, dtypes
+    assert load_file(result.weights)["full.ab_head.0.weight"].dtype == torch.float32
+
+
+def test_stage_3_uses_the_reference_learning_rate(scenes, tmp_path):
+    """Stage 3's default lr is the reference's 5e-5, in the run's config and in the optimiser."""
+    data, boxes = scenes
+    result = train(tiny_config(data, tmp_path / "run", stage="fusion", boxes=str(boxes), epochs=1, max_steps=2))
+    config = json.loads((result.run_dir / "config.json").read_text())
+    assert config["lr"] == 5e-5 and config["batch_size"] == 1
+    assert [json.loads(line)["lr"] for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()] == [
+        5e-5,
+        5e-5,
+    ]
+
+
+def test_tensorboard_logs_the_loss(scenes, tmp_path):
+    pytest.importorskip("tensorboard", reason="tensorboard is not installed (optional): no TensorBoard logs")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    data, _ = scenes
+    result = train(tiny_config(data, tmp_path / "run", batch_size=2, epochs=1, decay_epochs=0))
+    events = EventAccumulator(str(result.run_dir / "tensorboard"))
+    events.Reload()
+    assert "train/loss" in events.Tags()["scalars"]
+    logged = [event.value for event in events.Scalars("train/loss")]
+    assert logged == pytest.approx(losses(result.run_dir), rel=1e-6)
+
+
+@pytest.mark.slow  # torch.compile of the training step: 1-3 min on 2 cores
+def test_compiled_training_matches_eager(scenes, tmp_path):
+    """``compile=True`` trains through torch.compile and takes the same steps as eager (the losses)."""
+    data, _ = scenes
+    settings = dict(batch_size=2, epochs=1, decay_epochs=0, max_steps=2, augment=False)
+    eager = train(tiny_config(data, tmp_path / "eager", **settings))
+    compiled = train(tiny_config(data, tmp_path / "compiled", compile=True, **settings))
+    assert json.loads((compiled.run_dir / "config.json").read_text())["compile"] is True
+    assert losses(compiled.run_dir) == pytest.approx(losses(eager.run_dir), rel=1e-3)
+    # (weights are not compared: Adam turns float noise in the zero gradients of biases before
+    # BatchNorm into full-size steps)
+    weights = load_file(compiled.weights)
+    assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
+
+
+def test_compile_option_compiles_the_trained_network(scenes, tmp_path, monkeypatch):
+    """Fast twin of the test above: ``compile=True`` hands the trained network to torch.compile."""
+    compiled = []
+
+    def fake_compile(net, *args, **kwargs):
+        compiled.append(net)
+        return net
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    data, _ = scenes
+    train(tiny_config(data, tmp_path / "plain", batch_size=2, epochs=1, decay_epochs=0, max_steps=1))
+    assert compiled == []
+    result = train(tiny_config(data, tmp_path / "run", batch_size=2, epochs=1, decay_epochs=0, max_steps=1, compile=True))
+    assert len(compiled) == 1 and isinstance(compiled[0], torch.nn.Module)
+    assert json.loads((result.run_dir / "config.json").read_text())["compile"] is True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pytest
 import torch
 
@@ -19,33 +20,11 @@ from instcolor.models.weights.mmagic import (
 from instcolor.models.model import InstColorModel
 from instcolor.models.config import ModelConfig
 from instcolor.models.weights.store import WeightsError
-from tests.support.reference_fixtures import official_cases, read_keys
-
-
-def real_mmagic_layout() -> dict[str, tuple[int, ...]]:
-    """Keys and shapes of mmagic's ``InstColorization`` state dict at full width.
-
-    mmagic's ``ColorizationNet`` / ``FusionNet`` (mmagic/models/editors/inst_colorization) register
-    the reference networks' modules under the same names (fixtures/official/keys_*.tsv are those
-    names), except that ``model8up``, ``model9up``, ``model10up``, ``model3short8``,
-    ``model2short9``, ``model1short10`` and ``model_class`` are bare layers, not one-element
-    ``Sequential``; the three sub-models sit under ``image_model`` (GComp), ``instance_model`` (G)
-    and ``fusion_model`` (GF).
-    """
-    bare = ("model8up", "model9up", "model10up", "model3short8", "model2short9", "model1short10", "model_class")
-    case = official_cases()[0]
-    layout = {}
-    for prefix, network in (("image_model", "GComp"), ("instance_model", "G"), ("fusion_model", "GF")):
-        for key, shape, _ in read_keys(case / f"keys_{network}.tsv"):
-            module, _, rest = key.partition(".")
-            if module in bare:
-                rest = rest.removeprefix("0.")
-            layout[f"{prefix}.{module}.{rest}"] = shape
-    return layout
+from tests.support.mmagic_layout import mmagic_layout, reference_name, scaled_shape
 
 
 def test_real_layout_covers_every_tensor_of_the_model():
-    layout = real_mmagic_layout()
+    layout = mmagic_layout()  # written out literally, not derived from our tables
     assert layout["image_model.model_class.weight"] == (529, 256, 1, 1)
     assert "fusion_model.weight_layer8_1.simple_bg_conv.4.bias" in layout
     with torch.device("meta"):
@@ -63,6 +42,64 @@ def test_real_layout_covers_every_tensor_of_the_model():
     assert set(mapped) == set(expected)
     assert all(".model_class." in k or k.startswith("fusion_model.weight_layerout.") for k in dropped)
     assert len(dropped) == 3 * 2 + 12  # model_class weight+bias per net, weight_layerout's 2 x 3 convs
+
+
+def random_mmagic_weights(width: float, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random tensors under every key of the literal mmagic layout, at ``width``."""
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, shape in mmagic_layout().items():
+        shape = scaled_shape(shape, width)
+        if key.endswith("num_batches_tracked"):
+            state[key] = torch.zeros((), dtype=torch.int64)
+        elif key.endswith("running_var"):
+            state[key] = torch.rand(shape, generator=generator) + 0.5
+        elif key.endswith("weight") and len(shape) == 4:
+            state[key] = torch.randn(shape, generator=generator) * (2.0 / (shape[1] * shape[2] * shape[3])) ** 0.5
+        else:
+            state[key] = torch.randn(shape, generator=generator) * 0.1 + (1.0 if key.endswith("weight") else 0.0)
+    return state
+
+
+def test_mmagic_file_colours_like_the_same_weights_read_as_the_authors_checkpoints():
+    """An mmagic file and the authors' three checkpoints holding the same tensors give the same ab.
+
+    The mmagic keys come from the literal layout, the reference keys from mmagic's documented rule
+    (bare layers gain ``0.``); the reference import (checked against the authors' code by
+    tests/test_reference_equivalence.py) is the independent side. A swapped row in the mmagic
+    table (``weight_layer5`` / ``weight_layer6``: same shapes) changes the output.
+    """
+    from instcolor.geometry import box_infos
+    from instcolor.models.model import network_input
+    from instcolor.models.weights.reference import convert_reference_state_dicts
+
+    state = random_mmagic_weights(TINY.width)
+    references: dict[str, dict[str, torch.Tensor]] = {"G": {}, "GF": {}, "GComp": {}}
+    for key, value in state.items():
+        network, reference_key = reference_name(key)
+        references[network][reference_key] = value
+    from_mmagic, config = convert_mmagic_state_dict(state)
+    assert config == TINY
+    from_reference = convert_reference_state_dicts(references, TINY)
+
+    def colorize(weights):
+        model = InstColorModel(TINY)
+        model.load_state_dict(weights)
+        model.eval()
+        generator = torch.Generator().manual_seed(1)
+        full = network_input(torch.rand(1, 1, 32, 32, generator=generator) - 0.5)
+        crops = network_input(torch.rand(2, 1, 32, 32, generator=generator) - 0.5)
+        boxes = np.array([[2.0, 3.0, 20.0, 28.0], [10.0, 0.0, 32.0, 16.0]])
+        infos = {g: torch.from_numpy(i) for g, i in box_infos(boxes, (32, 32), (32, 16, 8, 4)).items()}
+        with torch.no_grad():
+            return model.full(full)[0], model(full, crops, infos)
+
+    (full_a, fused_a), (full_b, fused_b) = colorize(from_mmagic), colorize(from_reference)
+    assert fused_a.abs().max() > 1e-3  # not a degenerate output
+    torch.testing.assert_close(full_a, full_b, atol=1e-6, rtol=0)
+    torch.testing.assert_close(fused_a, fused_b, atol=1e-6, rtol=0)
+    for key, value in from_reference.items():
+        assert torch.equal(from_mmagic[key], value), key
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,8 @@ import torch
 
 from instcolor.models.weights.store import WeightsError, load_weights, read_metadata, save_model
 from instcolor.models.weights.reference import convert_reference_state_dicts, import_reference, map_reference_key
+from instcolor.models.config import ModelConfig
+from instcolor.models.model import InstColorModel
 from tests.support.helpers import tiny_model
 from tests.support.reference_fixtures import official_cases, rebuild_state_dict, write_reference_checkpoints
 
@@ -30,7 +32,37 @@ def test_key_mapping_examples():
 
 def test_every_model_tensor_is_covered(reference_state_dicts):
     state = convert_reference_state_dicts(reference_state_dicts)
-    assert len(state) == len(tiny_model().state_dict())
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in InstColorModel(ModelConfig()).state_dict().items()}
+    assert set(state) == set(expected)
+    assert all(tuple(state[k].shape) == shape for k, shape in expected.items())
+    # every reference tensor lands exactly once, and the rows whose shapes coincide land where the
+    # reference puts them (written out here, not taken from the converter's tables)
+    def fingerprint(tensor):
+        return tuple(tensor.shape), tuple(tensor.reshape(-1)[:4].tolist()), float(tensor.double().sum())
+
+    sources = {
+        (net, fingerprint(v)): (net, k) for net, sd in reference_state_dicts.items() for k, v in sd.items() if v.is_floating_point()
+    }
+    network = {"full": "GComp", "instance": "G", "fusion": "GF"}  # (G and GComp hold the same recipe)
+    landed = [
+        sources.get((network[k.split(".")[0]], fingerprint(v))) for k, v in state.items() if v.is_floating_point()
+    ]
+    assert None not in landed and len(set(landed)) == len(landed)
+    pairs = {
+        "fusion.fusers.conv5_3.instance_net.0.weight": ("GF", "weight_layer5.simple_instance_conv.0.weight"),
+        "fusion.fusers.conv6_3.background_net.2.bias": ("GF", "weight_layer6.simple_bg_conv.2.bias"),
+        "fusion.fusers.conv8_up.instance_net.4.weight": ("GF", "weight_layer8_1.simple_instance_conv.4.weight"),
+        "fusion.fusers.conv8_3.background_net.0.weight": ("GF", "weight_layer8_2.simple_bg_conv.0.weight"),
+        "fusion.fusers.conv10_2.instance_net.0.bias": ("GF", "weight_layer10_2.simple_instance_conv.0.bias"),
+        "fusion.backbone.conv5.0.weight": ("GF", "model5.0.weight"),
+        "fusion.backbone.conv6.0.weight": ("GF", "model6.0.weight"),
+        "instance.conv8.1.weight": ("G", "model8.1.weight"),
+        "full.conv9_up.weight": ("GComp", "model9up.0.weight"),
+        "full.shortcut2_9.bias": ("GComp", "model2short9.0.bias"),
+    }
+    for ours, (net, key) in pairs.items():
+        assert torch.equal(state[ours], reference_state_dicts[net][key]), ours
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import hashlib
 import re
 
 import pytest
+import numpy as np
 import torch
 
 import instcolor.models.weights.registry as registry
@@ -57,6 +58,22 @@ def test_tensors_sha256_sees_values_dtypes_and_names():
     assert base != tensors_sha256({**tensors, "a": tensors["a"].clone().index_fill_(1, torch.tensor([0]), 7.0)})
     assert base != tensors_sha256({**tensors, "b": torch.zeros(2, dtype=torch.float64)})
     assert base != tensors_sha256({"c": tensors["a"], "b": tensors["b"]})
+
+
+def test_tensors_sha256_is_the_documented_digest():
+    """Against a constant and an independent computation: sha256 over, in sorted name order, each
+    tensor's JSON header ``[name, dtype, shape]`` then its raw bytes."""
+    import hashlib
+    import json
+
+    tensors = {"b": torch.zeros(2, dtype=torch.float64), "a": torch.arange(6, dtype=torch.float32).reshape(2, 3)}
+    digest = hashlib.sha256()
+    digest.update(json.dumps(["a", "torch.float32", [2, 3]]).encode())
+    digest.update(np.arange(6, dtype="<f4").tobytes())
+    digest.update(json.dumps(["b", "torch.float64", [2]]).encode())
+    digest.update(np.zeros(2, dtype="<f8").tobytes())
+    assert tensors_sha256(tensors) == digest.hexdigest()
+    assert tensors_sha256(tensors) == "bef38cc6a5dcbe686a0efc2b03c4f17a83b17665b66f4587c7a80bcbe734a37d"
 
 
 # --- default choice -------------------------------------------------------------------------------

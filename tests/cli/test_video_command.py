@@ -1,0 +1,72 @@
+"""``instcolor video``: the command itself, and a real kill mid-write."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from instcolor.cli import app
+from tests.support.cli_process import instcolor_command, subprocess_env
+from tests.support.helpers import tiny_weights_file
+
+av = pytest.importorskip("av")
+from tests.apps.test_video import write_grey_clip  # noqa: E402  (needs av)
+
+
+def test_video_command_colorizes_every_frame_with_detection_and_keeps_audio(tmp_path):
+    source, target = tmp_path / "clip.mp4", tmp_path / "colour" / "clip.mp4"
+    write_grey_clip(source)
+    weights = tiny_weights_file(tmp_path / "tiny.safetensors")
+    args = ["video", str(source), "-o", str(target), "--weights", str(weights), "--device", "cpu"]
+    result = CliRunner().invoke(app, args)  # the default detector, run on every frame
+    assert result.exit_code == 0, result.output
+    assert "centernet" in result.output.lower(), result.output
+    with av.open(str(target)) as container:
+        assert container.streams.audio, "audio was not carried over"
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) == 6 and frames[0].shape == (48, 64, 3)
+    assert np.abs(frames[3].astype(int) - frames[3].mean(axis=2, keepdims=True)).mean() > 1  # has colour
+    assert sorted(p.name for p in target.parent.iterdir()) == ["clip.mp4"]
+
+
+def test_video_usage_errors_exit_2(tmp_path):
+    assert CliRunner().invoke(app, ["video", str(tmp_path / "missing.mp4"), "-o", str(tmp_path / "o.mp4")]).exit_code != 0
+    write_grey_clip(tmp_path / "clip.mp4", frames=2, with_audio=False)
+    bad = CliRunner().invoke(app, ["video", str(tmp_path / "clip.mp4"), "-o", str(tmp_path / "o.mp4"), "--smoothing", "1.5"])
+    assert bad.exit_code == 2
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_sigkill_mid_video_leaves_no_output_file(tmp_path):
+    """The output video appears only when complete: killed while writing, what is left is only our
+    hidden temporaries (``.NAME.*.part``) or the resume folder (``NAME.partial/``), never NAME."""
+    source, target = tmp_path / "long.mp4", tmp_path / "out" / "long-colour.mp4"
+    write_grey_clip(source, frames=100, with_audio=False)
+    weights = tiny_weights_file(tmp_path / "tiny.safetensors")
+    (tmp_path / "home").mkdir()
+    args = ["video", str(source), "-o", str(target), "--weights", str(weights), "--detector", "none", "--device", "cpu"]
+    process = subprocess.Popen(instcolor_command(*args), env=subprocess_env(tmp_path / "home"),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and process.poll() is None:
+            files = list(target.parent.iterdir()) if target.parent.is_dir() else []
+            if files and files[0].stat().st_size > 0:  # frames are being written (somewhere)
+                break
+            time.sleep(0.01)
+        assert process.poll() is None, "the run ended before it could be killed"
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert not target.exists()
+    left = sorted(p.name for p in target.parent.iterdir())
+    assert all((n.startswith(".long-colour.mp4.") and n.endswith(".part")) or n == "long-colour.mp4.partial" for n in left), left

@@ -1,0 +1,24 @@
+"""Run ``instcolor`` in a subprocess, as a user would, importing this checkout."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+#: The repository root (README.md, samples/).
+REPO = Path(__file__).resolve().parents[2]
+
+
+def instcolor_command(*args: str) -> list[str]:
+    """``instcolor ARGS`` as a subprocess, importing this checkout (not another installed copy)."""
+    return [sys.executable, "-c", "import sys; from instcolor.cli import main; sys.exit(main())", *args]
+
+
+def subprocess_env(home: Path) -> dict[str, str]:
+    """The environment for it: an own, empty ``INSTCOLOR_HOME`` and torch hub cache, offline."""
+    env = dict(os.environ)
+    env.update(INSTCOLOR_HOME=str(home), INSTCOLOR_OFFLINE="1", TORCH_HOME=str(home / "torch"))
+    env.pop("INSTCOLOR_MASKRCNN_WEIGHTS", None)
+    env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in sys.path if p)
+    return env
