@@ -84,10 +84,21 @@ def test_page_in_browser(browser_page, tmp_path):
     photo = tmp_path / "grey.png"
     Image.fromarray(gradient_image(240, 320, channels=1)).save(photo)
     page.wait_for_selector("#colorize")
+    page.wait_for_load_state("load")
     shot("1-opened")
 
-    page.set_input_files("#uploads input[type=file]", str(photo))
-    page.wait_for_selector("#uploads >> text=grey.png")
+    def upload(files, shown: str) -> None:
+        """Upload and wait until the box lists ``shown``; once more if the first drop was lost (a busy CI)."""
+        for attempt in range(3):
+            page.set_input_files("#uploads input[type=file]", files)
+            try:
+                page.wait_for_selector(f"#uploads >> text={shown}", timeout=20_000)
+                return
+            except Exception:
+                if attempt == 2:
+                    raise
+
+    upload(str(photo), "grey.png")
     page.click("#colorize")
     page.wait_for_selector("#status >> text=instance(s)")
     page.wait_for_selector("#downloads a")
