@@ -259,3 +259,32 @@ def test_masks_follow_the_people_on_a_real_photo(segmenter):
     assert conductor[y1 + 40 : y2 - 10, x1 : x1 + 5].mean() < 0.3  # stage floor / stands left of him
     assert conductor.sum() < 0.8 * (x2 - x1) * (y2 - y1)  # a silhouette, not the box
     assert cellist[CELLIST_BOX[1] + 30 : CELLIST_BOX[3] - 10, 350:370].mean() > 0.6
+
+
+def test_with_person_masks_falls_back_to_the_box_for_other_classes_and_missed_people():
+    from instcolor.detection.person_masks import with_person_masks
+    from instcolor.instances import Instances
+
+    class FakeSegmenter:
+        def __call__(self, grey, boxes, labels):
+            height, width = grey.shape
+            found = []
+            for (x1, y1, x2, y2), label in zip(np.asarray(boxes, int), labels):
+                if label != "person":
+                    found.append(None)
+                    continue
+                mask = np.zeros((height, width), np.float32)
+                if x1 == 0:  # a real silhouette: the left half of the box
+                    mask[y1:y2, x1 : (x1 + x2) // 2] = 0.9
+                else:  # a missed person: one pixel
+                    mask[y1, x1] = 0.9
+                found.append(mask)
+            return found
+
+    grey = np.full((40, 60), 128, np.uint8)
+    instances = Instances(boxes=[[0, 0, 20, 20], [30, 10, 50, 30], [5, 25, 25, 38]], labels=["person", "person", "dog"])
+    masked = with_person_masks(instances, grey, FakeSegmenter())
+    assert masked.masks.shape == (3, 40, 60) and masked.masks.dtype == bool
+    assert masked.masks[0, 0:20, 0:10].all() and not masked.masks[0, :, 10:].any()  # the silhouette
+    assert masked.masks[1, 10:30, 30:50].all() and masked.masks[1].sum() == 400  # missed: the box
+    assert masked.masks[2, 25:38, 5:25].all() and masked.masks[2].sum() == 13 * 20  # not a person: the box
