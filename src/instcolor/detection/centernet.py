@@ -47,13 +47,11 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import load_file
 from torch import nn
 
 from instcolor.detection.base import is_grey_view
 from instcolor.detection.coco import COCO_CLASSES
-from instcolor.detection.tfjs import TFJSGraphModel, input_sha256, load_graph_model, save_converted
+from instcolor.detection.tfjs import TFJSGraphModel, input_sha256, load_converted, load_graph_model, save_converted
 from instcolor.instances import Instances
 
 __all__ = [
@@ -682,22 +680,10 @@ def default_weights_path() -> Path:
 
 def load_centernet(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[CenterNet, dict[str, str]]:
     """Load our CenterNet safetensors file (no pickle) into an eval-mode :class:`CenterNet`."""
-    path = os.fspath(path)
-    try:
-        with safe_open(path, framework="pt") as f:
-            metadata = f.metadata() or {}
-        state = load_file(path, device="cpu")
-    except Exception as err:
-        raise CenterNetError(f"{path}: not a readable safetensors file ({err})") from err
-    if metadata.get("format") != FORMAT or metadata.get("architecture") != ARCHITECTURE:
-        found = f"format={metadata.get('format')!r}, architecture={metadata.get('architecture')!r}"
-        raise CenterNetError(f"{path}: not CenterNet weights ({found})")
-    model = CenterNet(CenterNetConfig.from_dict(json.loads(metadata["config"])))
-    try:
-        model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-    except RuntimeError as err:
-        raise CenterNetError(f"{path}: tensors do not fit the stored config ({err})") from err
-    return model.eval().to(device), metadata
+    return load_converted(
+        path, lambda meta: CenterNet(CenterNetConfig.from_dict(json.loads(meta["config"]))),
+        format=FORMAT, architecture=ARCHITECTURE, what="CenterNet weights", error=CenterNetError, device=device,
+    )  # fmt: skip
 
 
 @dataclass

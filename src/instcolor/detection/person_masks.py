@@ -51,12 +51,10 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import load_file
 from torch import nn
 
 from instcolor.detection.centernet import Conv2dSame, HardSwish
-from instcolor.detection.tfjs import GraphNode, TFJSGraphModel, input_sha256, load_graph_model, save_converted
+from instcolor.detection.tfjs import GraphNode, TFJSGraphModel, input_sha256, load_converted, load_graph_model, save_converted
 from instcolor.geometry import sanitize_boxes
 from instcolor.instances import Instances
 
@@ -550,22 +548,11 @@ def load_person_segmenter(
     path: str | os.PathLike, device: str | torch.device = "cpu"
 ) -> tuple[SelfieSegmentation, dict[str, str]]:
     """Load our segmenter safetensors file (no pickle) into an eval-mode float32 network."""
-    path = os.fspath(path)
-    try:
-        with safe_open(path, framework="pt") as f:
-            metadata = f.metadata() or {}
-        state = load_file(path, device="cpu")
-    except Exception as err:
-        raise PersonMaskError(f"{path}: not a readable safetensors file ({err})") from err
-    if metadata.get("format") != FORMAT or metadata.get("architecture") != ARCHITECTURE:
-        found = f"format={metadata.get('format')!r}, architecture={metadata.get('architecture')!r}"
-        raise PersonMaskError(f"{path}: not person-segmentation weights ({found})")
-    model = SelfieSegmentation(SelfieConfig.from_dict(json.loads(metadata["config"])))
-    try:
-        model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-    except RuntimeError as err:
-        raise PersonMaskError(f"{path}: tensors do not fit the stored config ({err})") from err
-    return model.eval().to(device), metadata
+    return load_converted(
+        path, lambda meta: SelfieSegmentation(SelfieConfig.from_dict(json.loads(meta["config"]))),
+        format=FORMAT, architecture=ARCHITECTURE, what="person-segmentation weights", error=PersonMaskError,
+        device=device,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

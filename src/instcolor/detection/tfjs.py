@@ -293,3 +293,45 @@ def save_converted(output_path: str | os.PathLike, state: dict, metadata: dict[s
     output_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(output_path, save(stored, metadata=metadata))
     return output_path
+
+
+def load_converted(
+    path: str | os.PathLike,
+    build,
+    *,
+    format: str,
+    architecture: str,
+    what: str,
+    error: type[Exception],
+    device="cpu",
+):
+    """Load a file written by :func:`save_converted` (no pickle) into an eval-mode float32 network.
+
+    Args:
+        build: ``(metadata) -> nn.Module``, the empty network the stored config describes.
+        format, architecture: what the file's metadata must say.
+        what: the network's name in messages ("CenterNet weights").
+        error: the exception raised for an unreadable, foreign or mis-shaped file.
+
+    Returns:
+        ``(network, metadata)``.
+    """
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = os.fspath(path)
+    try:
+        with safe_open(path, framework="pt") as f:
+            metadata = f.metadata() or {}
+        state = load_file(path, device="cpu")
+    except Exception as err:
+        raise error(f"{path}: not a readable safetensors file ({err})") from err
+    if metadata.get("format") != format or metadata.get("architecture") != architecture:
+        found = f"format={metadata.get('format')!r}, architecture={metadata.get('architecture')!r}"
+        raise error(f"{path}: not {what} ({found})")
+    model = build(metadata)
+    try:
+        model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    except RuntimeError as err:
+        raise error(f"{path}: tensors do not fit the stored config ({err})") from err
+    return model.eval().to(device), metadata
