@@ -8,7 +8,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from instcolor.cli import app
-from tests.support.cli_process import REPO, instcolor_command, subprocess_env
+from tests.support.cli_process import REPO, instcolor_command, kill_when, subprocess_env
 from tests.support.helpers import gradient_image, tiny_weights_file
 
 runner = CliRunner()
@@ -135,11 +135,8 @@ def test_sigkill_mid_run_leaves_only_complete_images(tmp_path, weights):
 
     What holds today: every visible file in the output folder is a complete image; anything else
     is one of our hidden temporaries (``.NAME.*.part``). (That the next run removes such
-    temporaries is the separate, expected-to-fail-until-implemented test below.)
+    temporaries is the separate test below.)
     """
-    import signal
-    import time
-
     photos = tmp_path / "photos"
     photos.mkdir()
     rng = np.random.default_rng(0)
@@ -148,22 +145,8 @@ def test_sigkill_mid_run_leaves_only_complete_images(tmp_path, weights):
     out = tmp_path / "out"
     (tmp_path / "home").mkdir()
     args = ["colorize", str(photos), "-o", str(out), "--weights", str(weights), "--detector", "none", "--device", "cpu"]
-    process = subprocess.Popen(instcolor_command(*args), env=subprocess_env(tmp_path / "home"),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and process.poll() is None:
-            if out.is_dir() and any(out.iterdir()):  # the first temporary or result has appeared
-                break
-            time.sleep(0.005)
-        assert process.poll() is None, "the run ended before it could be killed"
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == -signal.SIGKILL
+    # the first temporary or result has appeared
+    kill_when(args, tmp_path / "home", lambda: out.is_dir() and any(out.iterdir()))
     for path in out.iterdir():
         if path.name.startswith("."):
             assert path.name.endswith(".part"), path.name  # our temporary, never a visible result

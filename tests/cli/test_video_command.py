@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import time
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from instcolor.cli import app
-from tests.support.cli_process import instcolor_command, subprocess_env
+from tests.support.cli_process import kill_when
 from tests.support.helpers import tiny_weights_file
 
 av = pytest.importorskip("av")
@@ -50,23 +47,12 @@ def test_sigkill_mid_video_leaves_no_output_file(tmp_path):
     weights = tiny_weights_file(tmp_path / "tiny.safetensors")
     (tmp_path / "home").mkdir()
     args = ["video", str(source), "-o", str(target), "--weights", str(weights), "--detector", "none", "--device", "cpu"]
-    process = subprocess.Popen(instcolor_command(*args), env=subprocess_env(tmp_path / "home"),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and process.poll() is None:
-            files = list(target.parent.iterdir()) if target.parent.is_dir() else []
-            if files and files[0].stat().st_size > 0:  # frames are being written (somewhere)
-                break
-            time.sleep(0.01)
-        assert process.poll() is None, "the run ended before it could be killed"
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == -signal.SIGKILL
+
+    def writing() -> bool:  # frames are being written (somewhere)
+        files = list(target.parent.iterdir()) if target.parent.is_dir() else []
+        return bool(files) and files[0].stat().st_size > 0
+
+    kill_when(args, tmp_path / "home", writing, poll=0.01)
     assert not target.exists()
     left = sorted(p.name for p in target.parent.iterdir())
     assert all((n.startswith(".long-colour.mp4.") and n.endswith(".part")) or n == "long-colour.mp4.partial" for n in left), left

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 #: The repository root (README.md, samples/).
@@ -22,3 +26,23 @@ def subprocess_env(home: Path) -> dict[str, str]:
     env.pop("INSTCOLOR_MASKRCNN_WEIGHTS", None)
     env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in sys.path if p)
     return env
+
+
+def kill_when(args: list[str], home: Path, ready: Callable[[], bool], poll: float = 0.005) -> None:
+    """Start ``instcolor ARGS``, SIGKILL it as soon as ``ready()`` holds, and check it died of that."""
+    process = subprocess.Popen(instcolor_command(*args), env=subprocess_env(home),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and process.poll() is None:
+            if ready():
+                break
+            time.sleep(poll)
+        assert process.poll() is None, "the run ended before it could be killed"
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == -signal.SIGKILL
