@@ -48,6 +48,8 @@ COLOUR_INPUT_CHOICES = ("grey", "keep-chroma", "skip")
 
 class InputSkipped(ValueError):
     """An input left alone on purpose (``colour_input="skip"`` and the input has colour)."""
+
+
 #: ``masks=`` choices: use instance masks where there are any (given, or from the detector), or boxes only.
 MASK_CHOICES = ("auto", "none")
 
@@ -119,7 +121,7 @@ class Colorizer:
             :mod:`instcolor.inference.backends`) or ``"auto"`` (the faster here, measured once and cached).
         fast: False runs the plain eager float32 path (reference fusion, whole-image colour
             conversion); then ``precision`` must be fp32 and the other speed options are ignored.
-        fusion_rule: ``"reference"`` or ``"confined"`` (see :class:`instcolor.networks.ModelConfig`)
+        fusion_rule: ``"reference"`` or ``"confined"`` (see :class:`instcolor.models.config.ModelConfig`)
             instead of the rule the weights were trained with (None).
         masks: ``"auto"``: confine each instance to its mask where it has one (given with the
             instances, or from the detector), else, for people, to the silhouette the
@@ -344,7 +346,7 @@ class Colorizer:
             else:
                 l_full_res = lightness(torch.from_numpy(decoded.rgb).permute(2, 0, 1)[None].to(self.device))
         notes: list[str] = []
-        colour = None
+        own_colour = None  # (ab, where the input has colour) under colour_input="keep-chroma"
         if not decoded.is_grey:
             from instcolor.color.compose import has_colour, input_ab
 
@@ -352,7 +354,7 @@ class Colorizer:
                 if self.colour_input == "skip":
                     raise InputSkipped("already has colour; skipped (--colour-input skip)")
                 if self.colour_input == "keep-chroma":
-                    colour = input_ab(decoded)
+                    own_colour = input_ab(decoded)
                     notes.append("already has colour: kept its own colour where it has some (--colour-input keep-chroma)")
                 else:
                     notes.append(
@@ -382,8 +384,8 @@ class Colorizer:
         del decoded  # only L and alpha are needed from here
         has_boxes = len(instances) > 0
         ab, ran = self.predict_ab(l_full_res, instances.boxes if has_boxes else None, mode, instances.masks)
-        if colour is not None:
-            own_ab, coloured = colour
+        if own_colour is not None:
+            own_ab, coloured = own_colour
             ab = torch.where(coloured.to(ab.device), own_ab.to(ab.device), ab)
         image16 = None
         with self._stage("upsample_convert"):

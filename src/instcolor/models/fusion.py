@@ -382,6 +382,7 @@ class FusionNet(nn.Module):
             return None
         return instance_supports(crop_masks, count, size, self.config.support_feather, like)
 
+
 #: Crops per chunk at the full-resolution end of the streamed instance net on CPUs: less memory at
 #: the same speed (on GPUs the extra kernel launches would cost time, and memory is rarely short).
 INSTANCE_CHUNK = 2
