@@ -80,7 +80,7 @@ def prepare(
     infos = box_infos(boxes, (width, height), fusion_grids(size))
     crop_masks = None
     if masks is not None and len(boxes):
-        masks = torch.as_tensor(np.asarray(masks) if not isinstance(masks, torch.Tensor) else masks)
+        masks = torch.as_tensor(masks)
         if masks.shape != (len(boxes), height, width):
             raise ValueError(f"expected {len(boxes)} masks of {height}x{width}, got {tuple(masks.shape)}")
         crop_masks = torch.cat([
