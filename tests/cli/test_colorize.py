@@ -197,3 +197,23 @@ def test_export_onnx_then_colorize_on_onnxruntime(photos, weights, tmp_path, mon
     assert np.abs(results["torch"] - results["onnxruntime"]).max() <= 1  # 8-bit rounding at most
     bad = run(photos, "-o", tmp_path / "x", "--weights", weights, "--backend", "onnxruntime", "--precision", "bf16")
     assert bad.exit_code == 2 and "onnxruntime" in bad.output
+
+
+def test_class_aware_flag_feeds_or_withholds_the_boxes_file_labels(photos, tmp_path):
+    from instcolor.models.weights.store import save_model
+    from tests.support.helpers import tiny_class_aware_model
+
+    weights = tmp_path / "aware.safetensors"
+    save_model(weights, tiny_class_aware_model(0), {"source": "tests"})
+    outputs = {}
+    for name, label, flags in (("person", "person", ()), ("unknown", "", ()), ("off", "person", ("--class-aware", "off"))):
+        boxes = tmp_path / f"{name}.json"
+        boxes.write_text(json.dumps({"a.png": [{"box": [5, 5, 40, 30], "label": label}]}))
+        out = tmp_path / name
+        result = run(photos / "a.png", "-o", out, "--weights", weights, "--boxes", boxes, "--detector", "none", *flags)
+        assert result.exit_code == 0, result.output
+        outputs[name] = np.asarray(Image.open(out / "a.png")).astype(int)
+    assert np.abs(outputs["person"] - outputs["unknown"]).max() > 0
+    np.testing.assert_array_equal(outputs["off"], outputs["unknown"])
+    bad = run(photos / "a.png", "-o", tmp_path / "bad", "--weights", weights, "--class-aware", "maybe")
+    assert bad.exit_code == 2

@@ -106,3 +106,20 @@ def test_cli_dataset_names_match_the_layouts():
     from instcolor.evaluation.datasets import DATASETS
 
     assert DATASET_NAMES == tuple(DATASETS)
+
+
+def test_class_aware_flag_is_written_into_the_protocol(scenes, tmp_path):
+    from instcolor.models.weights.store import save_model
+    from tests.support.helpers import tiny_class_aware_model
+
+    folder, boxes = scenes
+    weights = tmp_path / "aware.safetensors"
+    save_model(weights, tiny_class_aware_model(0), {"source": "tests"})
+    said = {}
+    for setting in ("auto", "off"):
+        out = tmp_path / setting
+        result = run("--data", folder, "--boxes", boxes, "--weights", weights, "--out", out, "--resolution", "64",
+                     "--no-lpips", "--no-fid", "--bootstrap", "10", "--class-aware", setting)  # fmt: skip
+        assert result.exit_code == 0, result.output
+        said[setting] = json.loads((out / "metrics.json").read_text())["protocol"]["instance_classes"]
+    assert "given each instance's label" in said["auto"] and "unknown class" in said["off"]

@@ -46,3 +46,24 @@ def test_usage_errors_exit_2(tmp_path):
     fp16 += ["--device", "cpu"]
     assert runner.invoke(app, fp16).exit_code == 2
     assert runner.invoke(app, ["train", "--help"]).exit_code == 0
+
+
+def test_class_aware_flags_reach_the_run_configuration(tmp_path):
+    write_scenes(tmp_path / "data", 2, size=48, seed=2, colour_by="label")
+    args = ["train", "--stage", "instance", "--data", str(tmp_path / "data"), "--boxes",
+            str(tmp_path / "data" / "boxes.json"), "--batch-size", "2", "--max-steps", "1", *TINY]  # fmt: skip
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "aware"), "--class-aware", "--class-inputs", "both",
+                                 "--class-dropout", "0.25"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "aware" / "config.json").read_text())
+    assert (config["class_aware"], config["class_inputs"], config["class_dropout"]) == (True, "both", 0.25)
+    model = load_weights(tmp_path / "aware" / "weights.safetensors").model
+    assert model.config.class_aware and model.config.class_inputs == "both"
+
+    blind = runner.invoke(app, [*args, "--out", str(tmp_path / "blind")])
+    assert blind.exit_code == 0, blind.output
+    assert json.loads((tmp_path / "blind" / "config.json").read_text())["class_aware"] is False
+    assert not load_weights(tmp_path / "blind" / "weights.safetensors").model.config.class_aware
+
+    bad = runner.invoke(app, [*args, "--out", str(tmp_path / "bad"), "--class-aware", "--class-inputs", "head"])
+    assert bad.exit_code == 2 and "class_inputs" in bad.output

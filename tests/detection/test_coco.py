@@ -31,3 +31,13 @@ def test_torchvision_ids_match_torchvisions_own_labels():
     for not_an_object in (0, 12, 83, 91):
         with pytest.raises(KeyError):
             coco_name_from_torchvision_id(not_an_object)
+
+
+def test_labels_map_to_class_ids_with_zero_for_unknown():
+    from instcolor.detection.coco import COCO_CLASS_COUNT, UNKNOWN_CLASS_ID, coco_class_ids
+
+    assert COCO_CLASS_COUNT == 81 and UNKNOWN_CLASS_ID == 0
+    ids = coco_class_ids(["person", "toothbrush", "", "unicorn", " Banana ", "N/A"])
+    assert ids.tolist() == [1, 80, 0, 0, 1 + COCO_CLASSES.index("banana"), 0]
+    assert ids.dtype.name == "int64" and coco_class_ids([]).shape == (0,)
+    assert coco_class_ids(["person", "toothbrush"], num_classes=10).tolist() == [1, 0]  # beyond the model's ids

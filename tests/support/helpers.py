@@ -42,3 +42,16 @@ def gradient_image(height: int = 48, width: int = 64, channels: int = 3, seed: i
     ]
     image = np.round(np.stack(planes, axis=-1) * 255).astype(np.uint8)
     return image[..., 0] if channels == 1 else image
+
+
+def tiny_class_aware_model(seed: int = 0, class_inputs: str = "both", fusion_rule: str = "reference") -> InstColorModel:
+    """:func:`tiny_model` made class-aware (81 classes), with random non-zero class embeddings."""
+    from dataclasses import replace
+
+    model = tiny_model(seed, replace(TINY, num_classes=81, class_inputs=class_inputs, fusion_rule=fusion_rule))
+    generator = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for key in model.class_state_keys():
+            tensor = model.get_parameter(key)
+            tensor.copy_(torch.randn(tensor.shape, generator=generator))
+    return model

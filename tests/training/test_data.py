@@ -158,3 +158,30 @@ def test_sampler_splits_global_batches_between_processes_and_resumes():
         StepBatchSampler(3, 4)
     with pytest.raises(ValueError):
         StepBatchSampler(10, 3, world_size=2)
+
+
+def test_class_aware_samples_carry_their_instances_class_ids(tmp_path):
+    boxes = load_boxes_file(write_scenes(tmp_path, 4, size=64, seed=4, colour_by="label"))
+    blind_items, _ = collect_items([tmp_path], "fusion", boxes)
+    assert all(item.labels and len(item.labels) == len(item.boxes) for item in blind_items)
+    assert TrainingItem.from_json(blind_items[0].to_json()).labels == blind_items[0].labels
+    assert TrainingItem("x.png", np.zeros((2, 4), np.float32)).class_ids().tolist() == [0, 0]  # no labels: unknown
+    for stage in ("instance", "fusion"):
+        items, _ = collect_items([tmp_path], stage, boxes)
+        augmentation = Augmentation(crop_scale=(1.0, 1.0))  # flips only: no box is lost
+        blind = ColorizationDataset(items, stage, size=32, augmentation=augmentation, seed=3)
+        aware = ColorizationDataset(items, stage, size=32, augmentation=augmentation, seed=3, classes=True)
+        for index in range(len(items)):
+            plain, sample = blind[(0, index)], aware[(0, index)]
+            assert plain.classes is None and torch.equal(plain.input, sample.input)  # same draws otherwise
+            ids = items[index].class_ids()
+            if stage == "fusion":
+                assert sample.classes.tolist() == ids.tolist()
+            else:
+                assert sample.classes.shape == (1,) and int(sample.classes) in ids.tolist()
+        batch = collate([aware[(0, i)] for i in range(2)])
+        assert (batch.classes is None) == (stage == "fusion")
+        assert batch.classes is None or batch.classes.shape == (2,)
+    dropping = ColorizationDataset(items, "fusion", size=32, seed=3, classes=True, class_dropout=0.5)
+    dropped = torch.cat([dropping[(epoch, i)].classes for epoch in range(4) for i in range(len(items))])
+    assert 0 < (dropped == 0).float().mean() < 1

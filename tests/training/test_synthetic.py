@@ -1,10 +1,12 @@
 import numpy as np
+import pytest
 import torch
 
 from instcolor.color import rgb_to_lab
 from instcolor.instances import load_boxes_file
 from instcolor.io import decode_image
-from instcolor.training.synthetic import SHAPE_COLOURS, make_scene, write_scenes
+from instcolor.detection.coco import coco_class_ids
+from instcolor.training.synthetic import LABEL_COLOURS, SHAPE_COLOURS, make_scene, write_scenes
 
 
 def test_boxes_are_tight_around_masks_and_objects_do_not_overlap():
@@ -18,17 +20,29 @@ def test_boxes_are_tight_around_masks_and_objects_do_not_overlap():
             assert (box == [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]).all()
 
 
-def test_object_colour_is_set_by_its_class():
+@pytest.mark.parametrize(("colour_by", "colours"), [("shape", SHAPE_COLOURS), ("label", LABEL_COLOURS)])
+def test_object_colour_is_set_by_its_class(colour_by, colours):
     for seed in range(4):
-        scene = make_scene(np.random.default_rng(seed), size=128)
+        scene = make_scene(np.random.default_rng(seed), size=128, colour_by=colour_by)
         lab = rgb_to_lab(torch.from_numpy(scene.image / 255.0).permute(2, 0, 1)[None].float())[0].numpy()
         for label, mask in zip(scene.instances.labels, scene.instances.masks):
             core = mask.copy()
             for axis in (0, 1):  # away from the dark outline
                 core &= np.roll(mask, 2, axis) & np.roll(mask, -2, axis)
             a, b = (np.median(lab[c][core]) for c in (1, 2))
-            expected = np.array(SHAPE_COLOURS[label])
+            expected = np.array(colours[label])
             assert np.hypot(*(np.array([a, b]) - expected)) < 8, (label, a, b)
+
+
+def test_label_coloured_objects_carry_coco_labels():
+    labels = []
+    for seed in range(12):
+        labels += make_scene(np.random.default_rng(seed), size=96, colour_by="label").instances.labels
+    assert set(labels) == set(LABEL_COLOURS) and (coco_class_ids(labels) > 0).all()
+    shape_scene = make_scene(np.random.default_rng(3), size=64)  # the default draws as before
+    assert np.array_equal(shape_scene.image, make_scene(np.random.default_rng(3), size=64, colour_by="shape").image)
+    with pytest.raises(ValueError, match="colour_by"):
+        make_scene(np.random.default_rng(0), colour_by="texture")
 
 
 def test_write_scenes_is_deterministic_and_boxes_file_carries_masks(tmp_path):

@@ -21,7 +21,7 @@ from instcolor.training import (
     resume_config,
     train,
 )
-from instcolor.models.weights.store import load_weights
+from instcolor.models.weights.store import WeightsError, load_weights
 
 WORKER = Path(__file__).parents[1] / "support" / "training_worker.py"
 
@@ -337,3 +337,35 @@ def test_compile_option_compiles_the_trained_network(scenes, tmp_path, monkeypat
     result = train(tiny_config(data, tmp_path / "run", batch_size=2, epochs=1, decay_epochs=0, max_steps=1, compile=True))
     assert len(compiled) == 1 and isinstance(compiled[0], torch.nn.Module)
     assert json.loads((result.run_dir / "config.json").read_text())["compile"] is True
+
+
+def test_class_aware_stages_2_and_3_learn_class_embeddings_from_class_blind_weights(tmp_path):
+    data = tmp_path / "data"
+    boxes = write_scenes(data, 4, size=64, seed=6, objects=(1, 2), colour_by="label")
+    common = dict(batch_size=2, epochs=1, decay_epochs=0, boxes=str(boxes), max_steps=2)
+    full = train(tiny_config(data, tmp_path / "full", stage="full", **common))
+    blind = load_weights(full.weights).model.state_dict()
+    instance = train(tiny_config(data, tmp_path / "instance", stage="instance", init=str(full.run_dir),
+                                 class_aware=True, lr=1e-2, **common))  # fmt: skip
+    stage2 = load_weights(instance.weights).model
+    assert stage2.config.class_aware and stage2.config.num_classes == 81
+    assert stage2.class_state_keys() == {"instance.class_embedding.weight"}
+    embedding = stage2.state_dict()["instance.class_embedding.weight"]
+    assert embedding[1:].abs().sum(dim=1).gt(0).sum() >= 1  # the labels' rows moved off zero
+    assert not embedding[2].any()  # "bicycle": no such label in the scenes
+    assert all(torch.equal(v, blind[k]) for k, v in stage2.state_dict().items() if k.startswith("full."))
+
+    # stage 3 adds the fusion class biases (zero at the start) and trains only them and the generators
+    fusion = train(tiny_config(data, tmp_path / "fusion", stage="fusion", init=str(instance.run_dir),
+                               class_inputs="both", lr=1e-2, **{**common, "batch_size": 1}))  # fmt: skip
+    config = json.loads((fusion.run_dir / "config.json").read_text())
+    assert config["class_aware"] is True  # as the init weights
+    stage3 = load_weights(fusion.weights).model
+    assert stage3.config.class_inputs == "both"
+    assert torch.equal(stage3.state_dict()["instance.class_embedding.weight"], embedding)  # frozen
+    biases = [v for k, v in stage3.state_dict().items() if k.endswith("class_logit.weight")]
+    assert len(biases) == 13 and any(b.any() for b in biases)
+
+    with pytest.raises(WeightsError, match="class-aware"):
+        train(tiny_config(data, tmp_path / "blind", stage="fusion", init=str(fusion.weights), class_aware=False,
+                          **{**common, "batch_size": 1}))  # fmt: skip

@@ -47,6 +47,11 @@ class MasksChoice(str, Enum):
     none = "none"
 
 
+class ClassAwareChoice(str, Enum):
+    auto = "auto"
+    off = "off"
+
+
 #: Help shared by the commands that colorize.
 FUSION_RULE_HELP = (
     "auto: the rule the weights were trained with; confined: each instance only inside its box or mask "
@@ -55,6 +60,10 @@ FUSION_RULE_HELP = (
 MASKS_HELP = (
     "auto: confine instances to their masks (from the boxes file or Mask R-CNN, else person silhouettes "
     "from the embedded segmenter), boxes elsewhere; none: boxes only (confined rule only)"
+)
+CLASS_AWARE_HELP = (
+    "auto: class-aware weights get each instance's label (detector or boxes file); "
+    "off: every instance is of unknown class (class-blind weights: no difference)"
 )
 
 
@@ -173,6 +182,7 @@ def colorize(
     compile: bool = typer.Option(False, "--compile", help="torch.compile the networks (slow first image)"),
     fusion_rule: FusionRuleChoice = typer.Option(FusionRuleChoice.auto, help=FUSION_RULE_HELP),
     masks: MasksChoice = typer.Option(MasksChoice.auto, help=MASKS_HELP),
+    class_aware: ClassAwareChoice = typer.Option(ClassAwareChoice.auto, help=CLASS_AWARE_HELP),
     engine: Engine = typer.Option(
         Engine.local, help="local: this process; ray: workers on a Ray cluster (pip install 'instcolor[ray]')"
     ),
@@ -263,6 +273,8 @@ def colorize(
         colour_input=colour_input.value,
         backend=backend.value,
     )
+    if class_aware is not ClassAwareChoice.auto:  # only when given, so that ledgers of earlier runs still match
+        options["class_aware"] = class_aware.value
     weights_path = choose_weights(weights)
     try:
         run = start_run(output, weights_path, options, mode.value, engine, ledger, jobs, retries)

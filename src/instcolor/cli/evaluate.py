@@ -16,8 +16,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from instcolor.cli.app import EXIT_INPUT_FAILED, EXIT_USAGE, app, console, fail
 from instcolor.cli.colorize import (
+    CLASS_AWARE_HELP,
     FUSION_RULE_HELP,
     MASKS_HELP,
+    ClassAwareChoice,
     DetectorChoice,
     FusionRuleChoice,
     MasksChoice,
@@ -74,6 +76,7 @@ def evaluate(
     preview: int = typer.Option(16, help="images shown in the contact sheet"),
     fusion_rule: FusionRuleChoice = typer.Option(FusionRuleChoice.auto, help=FUSION_RULE_HELP),
     masks: MasksChoice = typer.Option(MasksChoice.auto, help=MASKS_HELP),
+    class_aware: ClassAwareChoice = typer.Option(ClassAwareChoice.auto, help=CLASS_AWARE_HELP),
 ) -> None:
     """Measure PSNR, SSIM, LPIPS, colourfulness and a Fréchet distance on colour photos.
 
@@ -137,8 +140,15 @@ def evaluate(
             max_instances=max_instances,
             fusion_rule=None if fusion_rule is FusionRuleChoice.auto else fusion_rule.value,
             masks=masks.value,
+            class_aware=class_aware.value,
         )
-        second = Colorizer.from_pretrained(compare, device=device, detector=None, masks=masks.value) if compare else None
+        second = (
+            Colorizer.from_pretrained(
+                compare, device=device, detector=None, masks=masks.value, class_aware=class_aware.value
+            )
+            if compare
+            else None
+        )
     except (WeightsError, ValueError, OSError) as err:
         raise fail(str(err)) from None
     if colorizer.detector is not None:

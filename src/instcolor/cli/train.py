@@ -3,6 +3,7 @@
     instcolor train --stage full --data photos/ --out runs/full
     instcolor train --stage instance --data photos/ --boxes boxes.json --init runs/full --out runs/instance
     instcolor train --stage fusion --data photos/ --boxes boxes.json --init runs/instance --out runs/fusion
+    instcolor train --stage instance --class-aware --data photos/ --boxes boxes.json --init runs/full --out runs/ca
     instcolor train --resume --out runs/fusion            # after an interruption
     torchrun --nproc-per-node 4 -m instcolor.cli train --stage full --data photos/ --out runs/full
 
@@ -72,6 +73,17 @@ def train_command(
     fusion_masks: bool | None = typer.Option(
         None, "--fusion-masks/--no-fusion-masks", help="stage 3 uses the boxes file's masks (default: on)"
     ),
+    class_aware: bool | None = typer.Option(
+        None,
+        "--class-aware/--class-blind",
+        help="feed each instance's label (COCO class) to the networks (default: as the --init weights, else blind)",
+    ),
+    class_inputs: str | None = typer.Option(
+        None, help="class-aware: where classes go in: instance (default), fusion or both"
+    ),
+    class_dropout: float | None = typer.Option(
+        None, help="class-aware: share of instances trained as of unknown class (default: 0.1)"
+    ),
     precision: Precision | None = typer.Option(
         None, help="fp32, bf16 (CPU/CUDA), fp16 (CUDA), or fp64 for numerical checks (default: fp32)"
     ),
@@ -109,6 +121,9 @@ def train_command(
         "fusion_rule": fusion_rule,
         "fusion_init": fusion_init,
         "fusion_masks": fusion_masks,
+        "class_aware": class_aware,
+        "class_inputs": class_inputs,
+        "class_dropout": class_dropout,
         "precision": precision.value if precision else None,
         "compile": compile,
         "device": device,

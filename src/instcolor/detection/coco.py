@@ -6,9 +6,17 @@ Three numberings are in use:
 * the official COCO ``category_id`` ``1..90`` with 10 unused ids (the annotation files);
 * torchvision's 91-entry label index, which *is* the official id (0 = background, unused ids
   are ``"N/A"``).
+
+Class-aware models (:attr:`instcolor.models.config.ModelConfig.num_classes`) number classes
+their own way, :func:`coco_class_ids`: ``1 + `` the contiguous index, and 0 for a label that is
+unknown (empty, or not a COCO name): :data:`COCO_CLASS_COUNT` ids in all.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
 
 __all__ = [
     "COCO_CLASSES",
@@ -17,6 +25,9 @@ __all__ = [
     "coco_name_from_index",
     "coco_name_from_torchvision_id",
     "coco_index_from_torchvision_id",
+    "COCO_CLASS_COUNT",
+    "UNKNOWN_CLASS_ID",
+    "coco_class_ids",
 ]
 
 #: The 80 COCO detection categories in the standard (contiguous 0-based) order.
@@ -68,3 +79,23 @@ def coco_index_from_torchvision_id(label: int) -> int:
 def coco_name_from_torchvision_id(label: int) -> str:
     """Category name of a torchvision label (official COCO id); KeyError for background/unused ids."""
     return COCO_CLASSES[coco_index_from_torchvision_id(label)]
+
+
+#: A class-aware model's id for an instance whose label is unknown.
+UNKNOWN_CLASS_ID = 0
+
+#: Class ids of a class-aware model: the unknown id and one per COCO category.
+COCO_CLASS_COUNT = len(COCO_CLASSES) + 1
+
+_CLASS_ID_OF_NAME = {name: index + 1 for index, name in enumerate(COCO_CLASSES)}
+
+
+def coco_class_ids(labels: Sequence[str], num_classes: int = COCO_CLASS_COUNT) -> np.ndarray:
+    """``(N,)`` int64 class ids of instance labels for a class-aware model.
+
+    A COCO name (any case, surrounding spaces ignored) gets ``1 +`` its contiguous index; an empty
+    or unknown label, and an id a model with ``num_classes`` ids does not have, get
+    :data:`UNKNOWN_CLASS_ID`.
+    """
+    ids = [_CLASS_ID_OF_NAME.get(str(label).strip().lower(), UNKNOWN_CLASS_ID) for label in labels]
+    return np.array([i if i < num_classes else UNKNOWN_CLASS_ID for i in ids], np.int64)

@@ -450,6 +450,14 @@ def _weights_description(colorizer) -> dict:
     return {k: meta[k] for k in keep if k in meta}
 
 
+def _classes_description(colorizer) -> str:
+    if not getattr(getattr(getattr(colorizer, "model", None), "config", None), "class_aware", False):
+        return "class-blind weights: instance labels are not used"
+    if getattr(colorizer, "uses_classes", False):
+        return "class-aware weights, given each instance's label (COCO name; others unknown)"
+    return "class-aware weights, every instance given the unknown class (class_aware off)"
+
+
 def describe_protocol(config: EvaluationConfig, colorizer, compare, boxes, runner: _Evaluator, n_images: int, version: str) -> dict:
     """The protocol written into every report, so that two reports can be compared."""
     import importlib.metadata as md
@@ -531,6 +539,7 @@ def describe_protocol(config: EvaluationConfig, colorizer, compare, boxes, runne
             f"95% percentile bootstrap over images, {config.bootstrap_resamples} resamples, seed {config.seed} "
             "(an image's instances are resampled together)"
         ),
+        "instance_classes": _classes_description(colorizer),
         "weights": _weights_description(colorizer),
         "compare_weights": _weights_description(compare) if compare is not None else None,
         "network_input": f"{getattr(colorizer, 'size', 256)}x{getattr(colorizer, 'size', 256)}",

@@ -177,8 +177,10 @@ class OrtRuntime:
         crops: torch.Tensor,
         box_info: dict[int, torch.Tensor],
         crop_masks: torch.Tensor | None = None,
+        crop_classes: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The fused ab; ``crop_masks`` are ignored (the reference rule, see :func:`check_fusion_rule`)."""
+        """The fused ab; ``crop_masks`` and ``crop_classes`` are ignored (the reference rule on
+        class-blind weights, see :func:`check_fusion_rule`)."""
         from instcolor.inference.onnx_export import placement_inputs
 
         feeds = {"full_input": full_input.numpy(), "crops": crops.numpy(), **placement_inputs(box_info, self.size)}
@@ -187,12 +189,14 @@ class OrtRuntime:
 
 
 def check_fusion_rule(model: InstColorModel) -> None:
-    """The exported graphs fuse by the reference rule; weights trained with another cannot run there yet."""
+    """The exported graphs fuse by the reference rule without classes; other weights cannot run there yet."""
     if model.config.fusion_rule != "reference":
         raise ValueError(
             f"the onnxruntime backend runs the reference fusion rule only; these weights fuse by the "
             f"{model.config.fusion_rule!r} rule: use --backend torch (or --fusion-rule reference)"
         )
+    if model.config.class_aware:
+        raise ValueError("the onnxruntime backend runs class-blind weights only; these are class-aware: use --backend torch")
 
 
 def ort_runtime(
@@ -281,7 +285,7 @@ def choose_backend(
     device = torch.device(device)
     if options.precision not in ORT_PRECISIONS or not ort_available() or options.compile or options.cuda_graphs:
         return "torch"
-    if model.config.fusion_rule != "reference":  # the exported graphs fuse by the reference rule only
+    if model.config.fusion_rule != "reference" or model.config.class_aware:  # what the exported graphs cannot run
         return "torch"
     import onnxruntime as ort
 

@@ -49,18 +49,22 @@ class GraphedNetworks:
         crops: torch.Tensor,
         box_info: dict[int, torch.Tensor],
         crop_masks: torch.Tensor | None = None,
+        crop_classes: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """ab ``(1, 2, S, S)`` of the fusion path (as :meth:`InstColorModel.forward`)."""
         grids = sorted(box_info)
         infos = [box_info[grid].to(full_input.device, non_blocking=True) for grid in grids]
-        masked = crop_masks is not None
-        key = ("fusion", tuple(full_input.shape), tuple(crops.shape), full_input.dtype, tuple(grids), masked)
+        masked, classed = crop_masks is not None, crop_classes is not None
+        key = ("fusion", tuple(full_input.shape), tuple(crops.shape), full_input.dtype, tuple(grids), masked, classed)
 
         def run(full: torch.Tensor, crop_inputs: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
-            masks, placements = (rest[0], rest[1:]) if masked else (None, rest)
-            return self.model(full, crop_inputs, dict(zip(grids, placements)), masks)
+            rest = list(rest)
+            masks = rest.pop(0) if masked else None
+            classes = rest.pop(0) if classed else None
+            return self.model(full, crop_inputs, dict(zip(grids, rest)), masks, classes)
 
-        return self._run(key, run, [full_input, crops, *([crop_masks] if masked else []), *infos])
+        optional = [x for x in (crop_masks, crop_classes) if x is not None]
+        return self._run(key, run, [full_input, crops, *optional, *infos])
 
     def _run(self, key: tuple, run: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor]) -> torch.Tensor:
         if key in self._eager:

@@ -143,7 +143,13 @@ def export_onnx(
     model: InstColorModel, out_dir: str | Path, size: int | None = None, metadata: dict | None = None,
     opset: int = OPSET,
 ) -> dict:
-    """Write ``full.onnx``, ``fusion.onnx`` and the model card into ``out_dir``; returns the card."""
+    """Write ``full.onnx``, ``fusion.onnx`` and the model card into ``out_dir``; returns the card.
+
+    Raises:
+        ValueError: for class-aware weights (the graphs take no instance classes).
+    """
+    if model.config.class_aware:
+        raise ValueError("ONNX export covers class-blind weights only; these weights are class-aware")
     size = size or model.config.input_size
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +53,9 @@ class InputSkipped(ValueError):
 
 #: ``masks=`` choices: use instance masks where there are any (given, or from the detector), or boxes only.
 MASK_CHOICES = ("auto", "none")
+
+#: ``class_aware=`` choices: feed instance labels to class-aware weights, or give every instance the unknown class.
+CLASS_AWARE_CHOICES = ("auto", "off")
 
 
 @dataclass
@@ -134,6 +138,10 @@ class Colorizer:
         colour_input: what to do with an input that already has colour: ``"grey"`` (colorize its
             lightness, with a note), ``"keep-chroma"`` (keep its own colour where it has some) or
             ``"skip"`` (raise :class:`InputSkipped`).
+        class_aware: ``"auto"``: class-aware weights (:attr:`ModelConfig.num_classes`) get each
+            instance's label (detected or given; COCO names, see
+            :func:`instcolor.detection.coco.coco_class_ids`); ``"off"``: every instance is of
+            unknown class. Class-blind weights run the same either way.
 
     Attributes:
         timer: set a :class:`instcolor.inference.StageTimer` to get per-stage seconds in each result.
@@ -160,9 +168,13 @@ class Colorizer:
         max_instances: int = DEFAULT_MAX_INSTANCES,
         colour_input: str = "grey",
         backend: str = "torch",
+        class_aware: str = "auto",
     ) -> None:
         if colour_input not in COLOUR_INPUT_CHOICES:
             raise ValueError(f"colour_input must be one of {COLOUR_INPUT_CHOICES}, got {colour_input!r}")
+        if class_aware not in CLASS_AWARE_CHOICES:
+            raise ValueError(f"class_aware must be one of {CLASS_AWARE_CHOICES}, got {class_aware!r}")
+        self.class_aware = class_aware
         self.max_instances = max_instances
         self.colour_input = colour_input
         if masks not in MASK_CHOICES:
@@ -219,6 +231,7 @@ class Colorizer:
         colour_input: str = "grey",
         fallback: bool | None = None,
         backend: str = "torch",
+        class_aware: str = "auto",
         **detector_options,
     ) -> Colorizer:
         """Load installed weights by name (``paper-coco``, ``starter``...) or from a file.
@@ -226,7 +239,7 @@ class Colorizer:
         Args:
             detector: ``"auto"``, ``"maskrcnn"``, ``"centernet"`` or ``None``/``"none"``.
             precision, channels_last, compile, fast, fusion_rule, masks: see :class:`Colorizer`.
-            colour_input: see :class:`Colorizer`.
+            colour_input, class_aware: see :class:`Colorizer`.
             fallback: when ``name_or_path`` is ``"paper-coco"`` and it is not installed, download it
                 (unless offline) and else use the bundled ``starter`` weights with a warning, as the
                 command line does. None: only for ``"paper-coco"``; False: never.
@@ -251,7 +264,7 @@ class Colorizer:
             precision=precision, channels_last=channels_last, compile=compile, fast=fast,
             fusion_rule=fusion_rule, masks=masks, segmenter=segmenter, colour_input=colour_input,
             max_instances=detector_options.get("max_instances", DEFAULT_MAX_INSTANCES),
-            backend=backend,
+            backend=backend, class_aware=class_aware,
         )  # fmt: skip
 
     def detect(self, decoded: DecodedImage, l_full_res: torch.Tensor | None = None) -> Instances:
@@ -268,6 +281,24 @@ class Colorizer:
         return self.detector(detection_image(decoded) if l_full_res is None else grey_image(grey_levels(l_full_res)))
 
     @property
+    def uses_classes(self) -> bool:
+        """Whether instance labels change the result (class-aware weights and ``class_aware="auto"``)."""
+        return self.class_aware == "auto" and self.model.config.class_aware
+
+    def crop_classes(self, labels: Sequence[str] | None, count: int) -> torch.Tensor | None:
+        """``(count,)`` int64 class ids for the instances' labels: all unknown under
+        ``class_aware="off"`` or without labels; None for class-blind weights."""
+        if not self.model.config.class_aware:
+            return None
+        if not self.uses_classes or labels is None:
+            labels = [""] * count
+        if len(labels) != count:
+            raise ValueError(f"{count} boxes but {len(labels)} labels")
+        from instcolor.detection.coco import coco_class_ids
+
+        return torch.from_numpy(coco_class_ids(labels, self.model.config.num_classes)).to(self.device)
+
+    @property
     def uses_masks(self) -> bool:
         """Whether instance masks change the result (``masks="auto"`` and the confined fusion rule)."""
         return self.masks == "auto" and self.model.config.fusion_rule == "confined"
@@ -282,6 +313,7 @@ class Colorizer:
         boxes: np.ndarray | None,
         mode: str = "fusion",
         masks: np.ndarray | None = None,
+        labels: Sequence[str] | None = None,
     ) -> tuple[torch.Tensor, str]:
         """Predict ab at full resolution.
 
@@ -290,6 +322,8 @@ class Colorizer:
             boxes: ``(N, 4)`` boxes in original pixels, or None.
             mode: ``"fusion"`` (instance-aware; the full-image net when there is no box) or ``"full"``.
             masks: ``(N, H, W)`` instance masks (used under the ``"confined"`` fusion rule), or None.
+            labels: N instance labels (COCO names, ``""`` unknown) for class-aware weights, or None
+                (all unknown).
 
         Returns:
             ``((1, 2, H, W)`` float32 ab in Lab units, the mode that ran).
@@ -307,11 +341,13 @@ class Colorizer:
             full_input = runtime.network_inputs(inputs.full)
             crops = runtime.network_inputs(inputs.crops) if len(inputs.crops) else None
             box_info = inputs.box_info
+            classes = self.crop_classes(labels, len(inputs.crops)) if crops is not None else None
         with self._stage("networks"), runtime.context():
             if crops is None:
                 ab_small, ran = runtime.run_full(full_input), "full"
             else:
-                ab_small, ran = runtime.run_fusion(full_input, crops, box_info, inputs.crop_masks), "fusion"
+                ab_small = runtime.run_fusion(full_input, crops, box_info, inputs.crop_masks, classes)
+                ran = "fusion"
         with self._stage("upsample_convert"):
             ab = F.interpolate(ab_small.float(), size=l_full_res.shape[-2:], mode="bilinear", align_corners=False)
         return denormalize_ab(ab), ran
@@ -383,7 +419,9 @@ class Colorizer:
         sixteen = decoded.pixels.dtype == np.uint16 and alpha is None  # kept as 16-bit RGB (PNG/TIFF)
         del decoded  # only L and alpha are needed from here
         has_boxes = len(instances) > 0
-        ab, ran = self.predict_ab(l_full_res, instances.boxes if has_boxes else None, mode, instances.masks)
+        ab, ran = self.predict_ab(
+            l_full_res, instances.boxes if has_boxes else None, mode, instances.masks, instances.labels
+        )
         if own_colour is not None:
             own_ab, coloured = own_colour
             ab = torch.where(coloured.to(ab.device), own_ab.to(ab.device), ab)

@@ -116,13 +116,17 @@ class PreparedModel:
         crops: torch.Tensor,
         box_info: dict[int, torch.Tensor],
         crop_masks: torch.Tensor | None = None,
+        crop_classes: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """ab of the fusion path for prepared inputs (:meth:`cast`); ``crop_masks`` stay float32."""
+        """ab of the fusion path for prepared inputs (:meth:`cast`); ``crop_masks`` stay float32,
+        ``crop_classes`` (``(N,)`` int64, see :meth:`InstColorModel.forward`) int64."""
         if crop_masks is not None:
             crop_masks = crop_masks.to(self.device, torch.float32)
+        if crop_classes is not None:
+            crop_classes = crop_classes.to(self.device, torch.int64)
         if self.graphs is not None:
-            return self.graphs.fusion(full_input, crops, box_info, crop_masks)
-        return self.model(full_input, crops, box_info, crop_masks)
+            return self.graphs.fusion(full_input, crops, box_info, crop_masks, crop_classes)
+        return self.model(full_input, crops, box_info, crop_masks, crop_classes)
 
     @property
     def dtype(self) -> torch.dtype:

@@ -90,11 +90,13 @@ class ColorizationBackbone(nn.Module):
     #: The last block and the ab head: what training's ``fusion_head`` option also fine-tunes.
     HEAD_BLOCK_NAMES: tuple[str, ...] = ("conv10", "ab_head")
 
-    def __init__(self, config: ModelConfig = ModelConfig()) -> None:
+    def __init__(self, config: ModelConfig = ModelConfig(), num_classes: int = 0) -> None:
         super().__init__()
         self.config = config
         c64, c128, c256, c512 = (config.channels(c) for c in (64, 128, 256, 512))
         self.conv1 = _block(4, c64, 2)
+        #: Class-aware instance net only: ``(num_classes, C)`` added to ``conv1_2`` (zero at first).
+        self.class_embedding = zero_embedding(num_classes, c64) if num_classes else None
         self.conv2 = _block(c64, c128, 2)
         self.conv3 = _block(c128, c256, 3)
         self.conv4 = _block(c256, c512, 3)
@@ -116,9 +118,11 @@ class ColorizationBackbone(nn.Module):
         """The blocks called ``names`` (default: all of :attr:`BLOCK_NAMES`), in that order."""
         return [getattr(self, name) for name in names]
 
-    def forward(self, x: torch.Tensor, fuse=None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(
+        self, x: torch.Tensor, fuse=None, classes: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         feats: dict[str, torch.Tensor] = {}
-        stages = self.stages(x)
+        stages = self.stages(x, classes=classes)
         try:
             name, value = next(stages)
             while True:
@@ -130,7 +134,7 @@ class ColorizationBackbone(nn.Module):
             return done.value, feats
 
     def stages(
-        self, x: torch.Tensor, chunk: int | None = None
+        self, x: torch.Tensor, chunk: int | None = None, classes: torch.Tensor | None = None
     ) -> Generator[tuple[str, torch.Tensor], torch.Tensor | None, torch.Tensor]:
         """Run the network one feature map at a time.
 
@@ -146,11 +150,18 @@ class ColorizationBackbone(nn.Module):
                 and ``conv10``) ``chunk`` samples at a time, ``conv10`` writing over the yielded
                 ``conv10_up`` map: for a stream whose yielded maps nobody keeps (the instance net
                 in step with fusion), about 17 MB less per 256x256 sample at the peak.
+            classes: ``(B,)`` int64 class id of each sample, for a net with a
+                :attr:`class_embedding` (the class-aware instance net); ignored without one, and
+                None skips the embedding.
         """
         if x.shape[-1] % 8 or x.shape[-2] % 8:
             raise ValueError(f"input height and width must be divisible by 8, got {tuple(x.shape[-2:])}")
+        h = self.conv1(x)
+        if classes is not None and self.class_embedding is not None:
+            h = h + self.class_embedding(classes.to(h.device)).to(h.dtype)[:, :, None, None]
         # The shortcuts' sources are kept by name and popped when used, so that none stays alive longer.
-        kept = {"conv1_2": (yield from _emit("conv1_2", self.conv1(x)))}
+        kept = {"conv1_2": (yield from _emit("conv1_2", h))}
+        del h
         kept["conv2_2"] = yield from _emit("conv2_2", self.conv2(kept["conv1_2"][:, :, ::2, ::2]))
         kept["conv3_3"] = yield from _emit("conv3_3", self.conv3(kept["conv2_2"][:, :, ::2, ::2]))
         h = yield from _emit("conv4_3", self.conv4(kept["conv3_3"][:, :, ::2, ::2]))
@@ -169,6 +180,15 @@ class ColorizationBackbone(nn.Module):
             h = yield from _emit("conv10_up", _upsample(self.conv10_up, h, self.shortcut1_10, kept.pop("conv1_2")))
             h = yield from _emit("conv10_2", self.conv10(h))
         return self.ab_head(h)
+
+
+def zero_embedding(count: int, dim: int) -> nn.Embedding:
+    """An ``(count, dim)`` embedding that starts at zero (a class-aware model starts class-blind).
+
+    It draws no random number, so a class-aware model built after ``torch.manual_seed(s)`` has the
+    same other weights as a class-blind one built after it.
+    """
+    return nn.Embedding.from_pretrained(torch.zeros(count, dim), freeze=False)
 
 
 def _upsample(up: nn.Module, h: torch.Tensor, shortcut: nn.Module, source: torch.Tensor) -> torch.Tensor:

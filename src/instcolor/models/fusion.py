@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from instcolor.models.backbone import FEATURE_STRIDE, RECTIFIED_INSTANCE_FEATURES, ColorizationBackbone
+from instcolor.models.backbone import FEATURE_STRIDE, RECTIFIED_INSTANCE_FEATURES, ColorizationBackbone, zero_embedding
 from instcolor.models.backbone import conv3x3 as _conv  # the weight CNNs use the backbone's 3x3 convolution
 from instcolor.models.config import ModelConfig
 
@@ -56,13 +56,26 @@ class FusionLayer(nn.Module):
 
     Logits and the softmax are computed in float32 whatever the feature dtype (``1e5`` overflows
     float16).
+
+    With ``num_classes`` (a class-aware model, :attr:`ModelConfig.class_inputs` ``"fusion"`` or
+    ``"both"``) each instance's logit gets a learned bias of its class (:attr:`class_logit`, zero
+    at first), so the layer can trust instances of some classes more than others.
     """
 
-    def __init__(self, channels: int, hidden: int = 16) -> None:
+    def __init__(self, channels: int, hidden: int = 16, num_classes: int = 0) -> None:
         super().__init__()
         self.instance_net = _weight_cnn(channels, hidden)
         self.background_net = _weight_cnn(channels, hidden)
+        self.class_logit = zero_embedding(num_classes, 1) if num_classes else None
         self.paste = "padded"
+
+    def instance_logits(self, instances: torch.Tensor, classes: torch.Tensor | None = None) -> torch.Tensor:
+        """``(N, 1, h, w)`` weight logits of the instance features, plus their class bias when the
+        layer has one and ``classes`` (``(N,)`` int64) are given."""
+        logits = self.instance_net(instances)
+        if classes is None or self.class_logit is None:
+            return logits
+        return logits + self.class_logit(classes.to(logits.device)).to(logits.dtype)[:, :, None, None]
 
     def forward(
         self,
@@ -71,6 +84,7 @@ class FusionLayer(nn.Module):
         box_info: torch.Tensor,
         placement: GridPlacement | None = None,
         support: torch.Tensor | None = None,
+        classes: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Fuse.
 
@@ -82,14 +96,15 @@ class FusionLayer(nn.Module):
             placement: the boxes' :class:`GridPlacement` for ``"gathered"`` (computed if None).
             support: ``(N, 1, h, w)`` float in ``[0, 1]``, each instance's support at crop
                 resolution (``"confined"`` rule), or None for the reference rule.
+            classes: ``(N,)`` int64 class ids of the instances (see :meth:`instance_logits`), or None.
 
         Returns:
             ``(1, C, s, s)`` fused feature map.
         """
         if self.paste == "regions":
-            return self._fuse_by_regions(background, instances, box_info, support)
+            return self._fuse_by_regions(background, instances, box_info, support, classes)
         grid = background.shape[-2:]
-        logits = self.instance_net(instances)
+        logits = self.instance_logits(instances, classes)
         if support is not None:
             logits = torch.cat([logits, support.to(logits.dtype)], dim=1)
         if self.paste == "gathered":
@@ -112,10 +127,11 @@ class FusionLayer(nn.Module):
         instances: torch.Tensor,
         box_info: torch.Tensor,
         support: torch.Tensor | None,
+        classes: torch.Tensor | None = None,
     ) -> torch.Tensor:
         grid_h, grid_w = background.shape[-2:]
         boxes = box_info.tolist()
-        logits = self.instance_net(instances).float() if boxes else None
+        logits = self.instance_logits(instances, classes).float() if boxes else None
         if support is not None and boxes:
             logits = torch.cat([logits, support.float()], dim=1)
         outside = 0.0 if support is None else -torch.inf  # an instance's logit where it is not
@@ -307,9 +323,10 @@ class FusionNet(nn.Module):
             "conv6_3": 512, "conv7_3": 512, "conv8_up": 256, "conv8_3": 256, "conv9_up": 128,
             "conv9_3": 128, "conv10_up": 128, "conv10_2": 128,
         }  # fmt: skip
-        self.fusers = nn.ModuleDict(
-            {name: FusionLayer(config.channels(c), config.fusion_hidden) for name, c in channels.items()}
-        )
+        self.fusers = nn.ModuleDict({
+            name: FusionLayer(config.channels(c), config.fusion_hidden, config.fusion_classes)
+            for name, c in channels.items()
+        })  # fmt: skip
 
     def forward(
         self,
@@ -317,6 +334,7 @@ class FusionNet(nn.Module):
         instance_features: Mapping[str, torch.Tensor] | Iterator[tuple[str, torch.Tensor]],
         box_info: dict[int, torch.Tensor],
         supports: torch.Tensor | None = None,
+        classes: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Fused ab ``(1, 2, S, S)`` for one image.
 
@@ -329,6 +347,8 @@ class FusionNet(nn.Module):
             box_info: ``{grid: (N, 6)}`` box placements for the grids ``S, S/2, S/4, S/8``.
             supports: ``(N, 1, S, S)`` instance supports (:func:`instance_supports`) for the
                 ``"confined"`` rule, or None (the reference rule).
+            classes: ``(N,)`` int64 class ids of the instances for a class-aware fusion net
+                (:attr:`ModelConfig.fusion_classes`), or None (no class bias).
         """
         size = full_input.shape[-1]
         if isinstance(instance_features, Mapping):
@@ -357,11 +377,11 @@ class FusionNet(nn.Module):
             grid = size // FEATURE_STRIDE[name]
             layer, instances = self.fusers[name], instance_feature(name)
             if layer.paste != "gathered":
-                return layer(value, instances, box_info[grid], support=support(instances))
+                return layer(value, instances, box_info[grid], support=support(instances), classes=classes)
             key = (grid, tuple(instances.shape[-2:]))
             if key not in placements:
                 placements[key] = GridPlacement.of(box_info[grid], value.shape[-2:], instances.shape[-2:], value.device)
-            return layer(value, instances, box_info[grid], placements[key], support(instances))
+            return layer(value, instances, box_info[grid], placements[key], support(instances), classes)
 
         try:
             ab, _ = self.backbone(full_input, fuse=fuse)

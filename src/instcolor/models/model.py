@@ -28,9 +28,13 @@ class InstColorModel(nn.Module):
         super().__init__()
         self.config = config
         self.full = ColorizationBackbone(config)
-        self.instance = ColorizationBackbone(config)
+        self.instance = ColorizationBackbone(config, num_classes=config.instance_classes)
         self.fusion = FusionNet(config)
         self.fusion_strategy = "reference"
+
+    def class_state_keys(self) -> set[str]:
+        """The state-dict keys of the class embeddings (empty for a class-blind model)."""
+        return {key for key in self.state_dict() if is_class_key(key)}
 
     def set_fusion_rule(self, rule: str) -> InstColorModel:
         """Use another fusion rule than the weights were trained with (see :class:`ModelConfig`).
@@ -67,21 +71,40 @@ class InstColorModel(nn.Module):
         crop_inputs: torch.Tensor | None,
         box_info: dict[int, torch.Tensor] | None,
         crop_masks: torch.Tensor | None = None,
+        crop_classes: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """ab ``(1, 2, S, S)`` in ``[-1, 1]`` for one image and its N crops (``(N, 4, S, S)``).
 
         ``crop_masks`` (``(N, 1, S, S)`` in ``[0, 1]``, each instance's mask cropped to its box;
         all ones where an instance has none) confine instances to their silhouettes under the
         ``"confined"`` fusion rule; the reference rule ignores them.
+
+        ``crop_classes`` (``(N,)`` int64, 0 = unknown; see :attr:`ModelConfig.num_classes`) feed
+        each instance's class to a class-aware model; a class-blind model ignores them, and None
+        leaves the class embeddings out.
         """
         if crop_inputs is None or len(crop_inputs) == 0:
             return self.full(full_input)[0]
+        if crop_classes is not None and tuple(crop_classes.shape) != (len(crop_inputs),):
+            raise ValueError(f"expected {len(crop_inputs)} crop classes, got shape {tuple(crop_classes.shape)}")
+        if not self.config.class_aware:
+            crop_classes = None
         supports = self.fusion.supports(crop_masks, len(crop_inputs), crop_inputs.shape[-1], full_input)
         if FUSION_STRATEGIES[self.fusion_strategy][0]:
             chunk = INSTANCE_CHUNK if crop_inputs.device.type == "cpu" else None
-            return self.fusion(full_input, self.instance.stages(crop_inputs, chunk=chunk), box_info, supports)
-        _, instance_features = self.instance(crop_inputs)
-        return self.fusion(full_input, instance_features, box_info, supports)
+            stream = self.instance.stages(crop_inputs, chunk=chunk, classes=crop_classes)
+            return self.fusion(full_input, stream, box_info, supports, crop_classes)
+        _, instance_features = self.instance(crop_inputs, classes=crop_classes)
+        return self.fusion(full_input, instance_features, box_info, supports, crop_classes)
+
+
+#: Names of the class-embedding modules (:class:`ColorizationBackbone`, :class:`FusionLayer`).
+CLASS_MODULES = frozenset({"class_embedding", "class_logit"})
+
+
+def is_class_key(key: str) -> bool:
+    """Whether a state-dict key belongs to a class embedding of a class-aware model."""
+    return not CLASS_MODULES.isdisjoint(key.split("."))
 
 
 def network_input(lightness: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from instcolor.models.config import FUSION_RULES
+from instcolor.models.config import CLASS_INPUTS, FUSION_RULES
 from instcolor.models.weights.registry import resolve_weights_path
 from instcolor.models.weights.store import WeightsError, read_metadata
 from instcolor.training.data import (
@@ -72,6 +72,11 @@ class TrainConfig:
 
     Fields left ``None`` take the stage's reference value (:data:`STAGE_DEFAULTS`); ``width``
     defaults to the ``init`` weights' width, else 1.0.
+
+    ``class_aware`` (default: as the ``init`` weights, else off) trains a class-aware model
+    (:attr:`instcolor.models.config.ModelConfig.num_classes`): each instance's boxes-file label
+    feeds class embeddings at ``class_inputs``, which start at zero when the ``init`` weights
+    lack them; ``class_dropout`` is the share of instances trained as of unknown class.
     """
 
     stage: str = "full"
@@ -97,6 +102,9 @@ class TrainConfig:
     fusion_rule: str = "confined"
     fusion_init: str = "background"
     fusion_masks: bool = True
+    class_aware: bool | None = None
+    class_inputs: str = "instance"
+    class_dropout: float = 0.1
     precision: str = "fp32"
     compile: bool = False
     device: str = "auto"
@@ -139,6 +147,10 @@ class TrainConfig:
             raise ConfigError(f"fusion_rule must be one of {', '.join(FUSION_RULES)}, got {self.fusion_rule!r}")
         if self.fusion_init not in FUSION_INITS:
             raise ConfigError(f"fusion_init must be one of {', '.join(FUSION_INITS)}, got {self.fusion_init!r}")
+        if self.class_inputs not in CLASS_INPUTS:
+            raise ConfigError(f"class_inputs must be one of {', '.join(CLASS_INPUTS)}, got {self.class_inputs!r}")
+        if not 0.0 <= self.class_dropout < 1.0:
+            raise ConfigError(f"class_dropout must be in [0, 1), got {self.class_dropout}")
         if not 0.0 < self.crop_scale_min <= 1.0:
             raise ConfigError(f"crop_scale_min must be in (0, 1], got {self.crop_scale_min}")
         defaults = STAGE_DEFAULTS[self.stage]
@@ -155,6 +167,8 @@ class TrainConfig:
         )
         if out.width is None:
             out.width = init_width(out.init) if out.init else 1.0
+        if out.class_aware is None:
+            out.class_aware = init_class_aware(out.init) if out.init else False
         for name in ("batch_size", "checkpoint_every", "log_every", "sample_every"):
             if getattr(out, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(out, name)}")
@@ -205,7 +219,10 @@ def resume_config(run_dir: str | os.PathLike, overrides: dict | None = None) -> 
     if not path.is_file():
         raise ConfigError(f"{run_dir}: not a training run (no {CONFIG_FILE}); nothing to resume")
     # Runs saved before the fusion rule existed trained the reference rule from their init's generators.
-    saved = TrainConfig.from_dict({"fusion_rule": "reference", "fusion_init": "keep", **json.loads(path.read_text())})
+    # Runs saved before class awareness existed were class-blind.
+    saved = TrainConfig.from_dict(
+        {"fusion_rule": "reference", "fusion_init": "keep", "class_aware": False, **json.loads(path.read_text())}
+    )
     changed = {}
     for key, value in (overrides or {}).items():
         if value is None or key == "out":
@@ -229,11 +246,28 @@ def init_width(init: str) -> float:
         config_path = path / CONFIG_FILE
         if config_path.is_file():
             return float(json.loads(config_path.read_text())["width"])
+    return float(_init_model_config(init).get("width", 1.0))
+
+
+def init_class_aware(init: str) -> bool:
+    """Whether initial weights are class-aware (a run folder, our weights file; a reference .pth is not)."""
+    path = Path(init)
+    if path.is_dir():
+        config_path = path / CONFIG_FILE
+        if config_path.is_file():
+            return bool(json.loads(config_path.read_text()).get("class_aware"))
+    return int(_init_model_config(init).get("num_classes", 0)) > 0
+
+
+def _init_model_config(init: str) -> dict:
+    """The stored :class:`~instcolor.models.config.ModelConfig` fields of initial weights ({} for a .pth)."""
+    path = Path(init)
+    if path.is_dir():
         path = path / WEIGHTS_FILE
     if path.suffix == ".pth":
-        return 1.0
+        return {}
     try:
         meta = read_metadata(resolve_weights_path(path))
     except WeightsError as err:
         raise ConfigError(str(err)) from err
-    return float(json.loads(meta.get("config", "{}")).get("width", 1.0))
+    return json.loads(meta.get("config", "{}"))

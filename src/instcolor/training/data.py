@@ -14,6 +14,11 @@ Stages (as the reference's ``fusion_dataset.py``):
 
 Tensors: network inputs ``(4, S, S)`` (:func:`instcolor.models.model.network_input` of the grey
 image's normalised lightness), targets ``(2, S, S)`` ab in network units (Lab ab / 110).
+
+For a class-aware model (``ColorizationDataset(classes=True)``) samples also carry the class id
+of each instance they show (:func:`instcolor.detection.coco.coco_class_ids` of the boxes file's
+labels), each one replaced by the unknown id with probability ``class_dropout`` so that the model
+also learns to colour instances whose class it is not told.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from torch.utils.data import Dataset, Sampler
 from torchvision.transforms import RandomResizedCrop
 
 from instcolor.color import AB_SCALE, lightness, normalize_ab, normalize_l, rgb_to_grey, rgb_to_lab
+from instcolor.detection.coco import UNKNOWN_CLASS_ID, coco_class_ids
 from instcolor.geometry import sanitize_boxes
 from instcolor.inference.preprocess import prepare
 from instcolor.instances import Instances, lookup_instances, mask_to_rle, rle_to_mask
@@ -72,21 +78,29 @@ class TrainingItem:
     """One image of a training set and its boxes (``(N, 4)`` original pixels, maybe empty).
 
     ``masks``: the boxes file's masks (run-length encoded, :func:`instcolor.instances.mask_to_rle`),
-    one per box, or None.
+    one per box, or None. ``labels``: the boxes' labels (COCO names, ``""`` when unknown), or
+    None when no box has one.
     """
 
     path: str
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
     masks: list[dict] | None = None
+    labels: list[str] | None = None
 
     def to_json(self) -> dict:
         data = {"path": self.path, "boxes": [[round(float(v), 3) for v in b] for b in self.boxes]}
-        return data if self.masks is None else {**data, "masks": self.masks}
+        if self.masks is not None:
+            data["masks"] = self.masks
+        return data if self.labels is None else {**data, "labels": self.labels}
 
     @classmethod
     def from_json(cls, data: dict) -> TrainingItem:
         boxes = np.asarray(data["boxes"], np.float32).reshape(-1, 4)
-        return cls(path=str(data["path"]), boxes=boxes, masks=data.get("masks"))
+        return cls(path=str(data["path"]), boxes=boxes, masks=data.get("masks"), labels=data.get("labels"))
+
+    def class_ids(self) -> np.ndarray:
+        """``(N,)`` int64 class id of each box (:func:`coco_class_ids`; unknown without labels)."""
+        return coco_class_ids(self.labels if self.labels is not None else [""] * len(self.boxes))
 
 
 def collect_items(
@@ -123,7 +137,8 @@ def collect_items(
             without_boxes += 1
             continue
         masks = None if kept.masks is None else [mask_to_rle(m) for m in kept.masks]
-        items.append(TrainingItem(path=str(path), boxes=kept.boxes, masks=masks))
+        labels = list(kept.labels) if any(kept.labels) else None
+        items.append(TrainingItem(path=str(path), boxes=kept.boxes, masks=masks, labels=labels))
     if missing:
         problems.append(f"{missing} image(s) have no entry in the boxes file and are left out")
     if without_boxes:
@@ -178,6 +193,8 @@ class Sample:
         box_info: fusion stage only: ``{grid: (N, 6)}`` box placements.
         boxes: fusion stage only: ``(N, 4)`` boxes in pixels of the (augmented) image.
         crop_masks: fusion stage only: ``(N, 1, S, S)`` masks cropped to the boxes, or None.
+        classes: class-aware datasets only: int64 class ids of the instances shown, ``(1,)`` for
+            the instance stage's crop, ``(N,)`` for the fusion stage's crops; else None.
     """
 
     input: torch.Tensor
@@ -187,25 +204,31 @@ class Sample:
     box_info: dict[int, torch.Tensor] | None = None
     boxes: np.ndarray | None = None
     crop_masks: torch.Tensor | None = None
+    classes: torch.Tensor | None = None
 
 
 @dataclass
 class Batch:
     """A collated batch: ``inputs (B, 4, S, S)``, ``targets (B, 2, S, S)``, ``valid (B,)`` float;
-    for the fusion stage also ``samples``, the per-image :class:`Sample` list."""
+    for the fusion stage also ``samples``, the per-image :class:`Sample` list; for the instance
+    stage of a class-aware dataset ``classes (B,)`` int64 (else None)."""
 
     inputs: torch.Tensor
     targets: torch.Tensor
     valid: torch.Tensor
     samples: list[Sample]
+    classes: torch.Tensor | None = None
 
 
 def collate(samples: list[Sample]) -> Batch:
+    fusion = bool(samples) and samples[0].crops is not None
+    with_classes = bool(samples) and samples[0].classes is not None and not fusion
     return Batch(
         inputs=torch.stack([s.input for s in samples]),
         targets=torch.stack([s.target for s in samples]),
         valid=torch.tensor([float(s.valid) for s in samples]),
-        samples=samples if samples and samples[0].crops is not None else [],
+        samples=samples if fusion else [],
+        classes=torch.cat([s.classes for s in samples]) if with_classes else None,
     )
 
 
@@ -219,6 +242,10 @@ class ColorizationDataset(Dataset):
         augmentation: random flip and resized crop; :data:`NO_AUGMENTATION` for none.
         seed: base seed of the per-sample random draws.
         ab_threshold: ab range (Lab units) under which a sample counts as a greyscale original.
+        classes: samples of the instance and fusion stages carry their instances' class ids
+            (:attr:`Sample.classes`), for a class-aware model.
+        class_dropout: with ``classes``, the probability that an instance's id is replaced by the
+            unknown id (drawn after the augmentation, so the images are those of a class-blind run).
     """
 
     def __init__(
@@ -229,6 +256,8 @@ class ColorizationDataset(Dataset):
         augmentation: Augmentation = Augmentation(),
         seed: int = 0,
         ab_threshold: float = AB_RANGE_THRESHOLD,
+        classes: bool = False,
+        class_dropout: float = 0.0,
     ) -> None:
         if stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
@@ -242,6 +271,8 @@ class ColorizationDataset(Dataset):
         self.augmentation = augmentation
         self.seed = seed
         self.ab_threshold = ab_threshold
+        self.classes = classes and stage != "full"
+        self.class_dropout = class_dropout
 
     def __len__(self) -> int:
         return len(self.items)
@@ -256,9 +287,16 @@ class ColorizationDataset(Dataset):
         if self.stage == "instance":
             choice = int(torch.randint(len(item.boxes), (1,), generator=generator))
             x1, y1, x2, y2 = _box_region(item.boxes[choice], rgb.shape[-2:])
-            return self._single(self._augment(rgb[..., y1:y2, x1:x2], generator))
-        masks = None if item.masks is None else np.stack([rle_to_mask(m) for m in item.masks])
-        return self._fusion(rgb, item.boxes, generator, masks)
+            sample = self._single(self._augment(rgb[..., y1:y2, x1:x2], generator))
+            shown = [choice]
+        else:
+            masks = None if item.masks is None else np.stack([rle_to_mask(m) for m in item.masks])
+            sample, shown = self._fusion(rgb, item.boxes, generator, masks)
+        if self.classes:
+            ids = torch.from_numpy(item.class_ids()[shown])
+            dropped = torch.rand(len(ids), generator=generator) < self.class_dropout
+            sample.classes = torch.where(dropped, UNKNOWN_CLASS_ID, ids)
+        return sample
 
     def _augment(self, rgb: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         window, flip = self._draw(rgb, generator)
@@ -292,7 +330,8 @@ class ColorizationDataset(Dataset):
 
     def _fusion(
         self, rgb: torch.Tensor, boxes: np.ndarray, generator: torch.Generator, masks: np.ndarray | None = None
-    ) -> Sample:
+    ) -> tuple[Sample, np.ndarray]:
+        """The fusion sample and the indices (into ``boxes``) of the boxes it kept."""
         window, flip = self._draw(rgb, generator)
         kept, index = transform_boxes(boxes, window, flip, self.augmentation.min_box_visible, with_index=True)
         if len(kept) == 0:  # the crop lost every box: keep the whole image, and the flip
@@ -308,7 +347,7 @@ class ColorizationDataset(Dataset):
                        for m, (x1, y1, x2, y2) in zip(masks, kept)):  # fmt: skip
                 masks = None  # a silhouette left its box in this crop: train on the boxes
         prepared = prepare(self._lab_stack(rgb), kept, self.size, masks=masks)
-        return Sample(
+        sample = Sample(
             input=network_input(prepared.full[:, :1])[0],
             target=prepared.full[0, 1:],
             valid=self._is_colour(prepared.full[:, 1:]),
@@ -317,6 +356,7 @@ class ColorizationDataset(Dataset):
             boxes=prepared.boxes,
             crop_masks=prepared.crop_masks,
         )
+        return sample, index
 
 
 def _box_region(box: np.ndarray, image_hw: Sequence[int]) -> tuple[int, int, int, int]:

@@ -15,7 +15,7 @@ from torch import nn
 from instcolor.color import AB_SCALE
 from instcolor.models.backbone import ColorizationBackbone
 from instcolor.models.config import ModelConfig
-from instcolor.models.model import InstColorModel
+from instcolor.models.model import InstColorModel, is_class_key
 from instcolor.models.weights.reference import map_reference_key
 from instcolor.models.weights.registry import resolve_weights_path
 from instcolor.models.weights.store import WeightsError, load_weights
@@ -81,7 +81,11 @@ def _reference_single_network(path: Path) -> dict[str, torch.Tensor]:
 
 
 def apply_initial_state(model: InstColorModel, state: dict[str, torch.Tensor]) -> None:
-    """Load a full state dict strictly, or a ``full.*``-only one into the full-image net strictly."""
+    """Load a full state dict strictly, or a ``full.*``-only one into the full-image net strictly.
+
+    A class-aware model may start from weights without (some of) its class embeddings (class-blind
+    weights, or weights with classes at fewer places): those keep their zero start.
+    """
     if all(k.startswith("full.") for k in state):
         sub = {k.removeprefix("full."): v for k, v in state.items()}
         expected = model.full.state_dict()
@@ -90,10 +94,25 @@ def apply_initial_state(model: InstColorModel, state: dict[str, torch.Tensor]) -
             raise WeightsError(f"initial full-image net does not fit the architecture: {bad[:5]}")
         model.full.load_state_dict(sub)
         return
+    own = model.state_dict()
+    extra_classes = sorted(k for k in state if is_class_key(k) and k not in own)
+    if extra_classes:
+        raise WeightsError(
+            f"initial weights are class-aware ({extra_classes[0]} ...) but this run's networks have no such "
+            "class input: train with --class-aware (and the initial weights' class inputs)"
+        )
+    state = {**{k: own[k] for k in model.class_state_keys() - state.keys()}, **state}
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
         raise WeightsError(f"initial weights do not fit the architecture: {err}") from err
+
+
+def copy_full_to_instance(model: InstColorModel) -> None:
+    """Start the instance net from the full-image net (its class embedding, if any, is kept)."""
+    instance = model.instance.state_dict()
+    classes = {k: instance[k] for k in instance if is_class_key(k)}
+    model.instance.load_state_dict({**model.full.state_dict(), **classes})
 
 
 def sync_fusion_backbone(model: InstColorModel) -> None:
@@ -107,11 +126,14 @@ BACKGROUND_PRIOR = 2.0
 
 
 def initialise_fusers(model: InstColorModel, background_prior: float = BACKGROUND_PRIOR) -> None:
-    """Fresh fusion weight generators whose background logit starts ``background_prior`` higher."""
+    """Fresh fusion weight generators whose background logit starts ``background_prior`` higher
+    (and class biases, in a class-aware fusion net, back at zero)."""
     for layer in model.fusion.fusers.values():
         for module in layer.modules():
             if isinstance(module, nn.Conv2d):
                 module.reset_parameters()
+        if layer.class_logit is not None:
+            nn.init.zeros_(layer.class_logit.weight)
         last_conv = [m for m in layer.background_net if isinstance(m, nn.Conv2d)][-1]
         nn.init.constant_(last_conv.bias, background_prior)
 

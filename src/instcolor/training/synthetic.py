@@ -7,6 +7,12 @@ diamond); its lightness is drawn from the same range for every class, so that th
 tells the colour only through the shape. Objects have a thin dark outline, do not overlap, and
 come with exact boxes and masks.
 
+With ``colour_by="label"`` the shape tells nothing: each object gets a COCO label of
+:data:`LABEL_COLOURS` and that label alone sets its colour; shapes and lightness are drawn
+independently of it, so objects of different classes look the same in grey and only a model told
+the label (a class-aware model, :attr:`instcolor.models.config.ModelConfig.num_classes`) can know
+their colour.
+
     >>> from instcolor.training.synthetic import write_scenes
     >>> boxes_file = write_scenes("scenes/train", count=200, size=128, seed=0)  # doctest: +SKIP
 
@@ -36,6 +42,12 @@ SHAPE_COLOURS: dict[str, tuple[float, float]] = {
     "cross": (45.0, -30.0),  # magenta
     "diamond": (-28.0, -9.0),  # teal
 }
+#: ``colour_by="label"``: object label (a COCO name) -> Lab (a, b), the colours of :data:`SHAPE_COLOURS`.
+LABEL_COLOURS: dict[str, tuple[float, float]] = dict(
+    zip(("apple", "umbrella", "banana", "frisbee", "vase"), SHAPE_COLOURS.values())
+)
+#: How :func:`make_scene` decides an object's colour.
+COLOUR_BY = ("shape", "label")
 #: Object lightness range (before a +-4 shading ramp): every class colour is inside the sRGB
 #: gamut over it, so the colour really is the class's.
 OBJECT_LIGHTNESS = (55.0, 72.0)
@@ -52,7 +64,8 @@ OUTLINE_LIGHTNESS = 12.0
 @dataclass
 class SyntheticScene:
     """One scene: ``image`` ``(H, W, 3)`` uint8 sRGB and its objects (boxes ``x1, y1, x2, y2`` with
-    exclusive ends, labels = shape classes, ``(N, H, W)`` masks including the outline)."""
+    exclusive ends, labels = shape classes or, with ``colour_by="label"``, colour labels; ``(N, H, W)``
+    masks including the outline)."""
 
     image: np.ndarray
     instances: Instances
@@ -126,6 +139,7 @@ def make_scene(
     objects: tuple[int, int] = (2, 5),
     object_size: tuple[float, float] = (0.12, 0.24),
     overlapping: bool = False,
+    colour_by: str = "shape",
 ) -> SyntheticScene:
     """Draw one scene.
 
@@ -136,7 +150,11 @@ def make_scene(
         object_size: range of an object's diameter as a fraction of ``size``.
         overlapping: let objects stand close enough that their boxes overlap (their shapes never
             touch): the paper's failure case. Each new object is then placed next to an earlier one.
+        colour_by: ``"shape"``: the shape class sets the colour and is the label; ``"label"``: a
+            label of :data:`LABEL_COLOURS` drawn for each object sets it, the shape is drawn apart.
     """
+    if colour_by not in COLOUR_BY:
+        raise ValueError(f"colour_by must be one of {COLOUR_BY}, got {colour_by!r}")
     family = list(BACKGROUND_COLOURS)[rng.integers(len(BACKGROUND_COLOURS))]
     light, chroma = _background(rng, family, size)
     bg_a, bg_b = BACKGROUND_COLOURS[family]
@@ -162,7 +180,8 @@ def make_scene(
         if not mask.any() or (_dilate(_dilate(mask)) & occupied).any():
             continue
         interior = mask & ~_dilate(~mask)  # the outline is the outermost ring of the mask
-        a, b = SHAPE_COLOURS[shape]
+        label = shape if colour_by == "shape" else list(LABEL_COLOURS)[rng.integers(len(LABEL_COLOURS))]
+        a, b = SHAPE_COLOURS[shape] if colour_by == "shape" else LABEL_COLOURS[label]
         jitter = rng.normal(0, 2, size=2)
         shade = rng.uniform(*OBJECT_LIGHTNESS) + 4 * (np.mgrid[0:size, 0:size][0] - cy) / max(radius, 1)
         lab[0][interior] = np.clip(shade[interior], 0, 100)
@@ -173,7 +192,7 @@ def make_scene(
         occupied |= mask
         rows, cols = np.nonzero(mask)
         boxes.append([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1])
-        labels.append(shape)
+        labels.append(label)
         masks.append(mask)
 
     rgb = lab_to_rgb(torch.from_numpy(lab).float()[None])[0].permute(1, 2, 0).numpy()

@@ -10,6 +10,10 @@ Stages (DESIGN.md section 1):
    backbone (initialised from the full-image net) and the instance net are frozen with batch
    norm in eval mode; one batch element is one image with all its crops.
 
+Class-aware runs (``TrainConfig.class_aware``) feed each instance's boxes-file label to the class
+embeddings: stage 2 trains the instance net's (with the instance net), stage 3 the fusion layers'
+(with the weight generators); embeddings the ``init`` weights lack start at zero.
+
 Loss ``10 * mean(huber)``: smooth-L1 with ``delta = 1/110`` on ab/110, summed over a and b,
 averaged over pixels and over the colour (non-greyscale) samples of the global batch. Adam
 (lr 5e-4, betas 0.9/0.999; stage 3: lr 5e-5), linear decay: ``epochs`` at the base rate, then
@@ -50,6 +54,7 @@ from torch.utils.data import DataLoader
 from torchvision.utils import make_grid
 
 from instcolor.color import AB_SCALE, L_CENTER, L_SCALE, join_lab
+from instcolor.detection.coco import COCO_CLASS_COUNT
 from instcolor.devices import resolve_device
 from instcolor.instances import Instances, load_boxes_file, save_boxes_file
 from instcolor.io import atomic_path, save_image, to_pil
@@ -83,6 +88,7 @@ from instcolor.training.distributed import DistributedContext, synchronize_batch
 from instcolor.training.stages import (
     apply_initial_state,
     colorization_loss_terms,
+    copy_full_to_instance,
     initialise_fusers,
     load_initial_state,
     lr_factor,
@@ -207,12 +213,15 @@ class _Trainer:
     def _build_model(self) -> InstColorModel:
         config = self.config
         torch.manual_seed(config.seed)
-        model = InstColorModel(ModelConfig(width=config.width, input_size=config.size, fusion_rule=config.fusion_rule))
+        classes = dict(num_classes=COCO_CLASS_COUNT, class_inputs=config.class_inputs) if config.class_aware else {}
+        model = InstColorModel(
+            ModelConfig(width=config.width, input_size=config.size, fusion_rule=config.fusion_rule, **classes)
+        )
         if not self.resume:
             if config.init:
                 apply_initial_state(model, load_initial_state(config.init, model.config))
             if config.copy_backbones and config.stage == "instance":
-                model.instance.load_state_dict(model.full.state_dict())
+                copy_full_to_instance(model)
             if config.copy_backbones and config.stage == "fusion":
                 sync_fusion_backbone(model)
             if config.stage == "fusion" and config.fusion_init == "background":
@@ -267,6 +276,8 @@ class _Trainer:
             augmentation=Augmentation(crop_scale=(config.crop_scale_min, 1.0)) if config.augment else NO_AUGMENTATION,
             seed=config.seed,
             ab_threshold=config.ab_threshold,
+            classes=bool(config.class_aware),
+            class_dropout=config.class_dropout,
         )
         try:
             sampler = StepBatchSampler(len(dataset), config.batch_size, config.seed, world_size=self.context.world_size)
@@ -394,8 +405,9 @@ class _Trainer:
             else:
                 inputs = batch.inputs.to(self.device, self.dtype, non_blocking=True)
                 targets = batch.targets.to(self.device, self.dtype, non_blocking=True)
+                classes = {} if batch.classes is None else {"classes": batch.classes.to(self.device)}
                 with self._autocast():
-                    pred, _ = self.net(inputs)
+                    pred, _ = self.net(inputs, **classes)
                 terms = colorization_loss_terms(pred, targets) * valid
                 self.scaler.scale(terms.sum() * scale).backward()
                 loss_sum = float(terms.sum().detach())
@@ -420,12 +432,13 @@ class _Trainer:
             box_info = {grid: info.to(self.device) for grid, info in sample.box_info.items()}
             crops = sample.crops.to(self.device, self.dtype)
             crop_masks = None if sample.crop_masks is None else sample.crop_masks.to(self.device)
+            classes = None if sample.classes is None else sample.classes.to(self.device)
             supports = self.model.fusion.supports(crop_masks, len(crops), crops.shape[-1], full_input)
             with no_sync:
                 with torch.no_grad(), self._autocast():
-                    _, instance_features = self.model.instance(crops)
+                    _, instance_features = self.model.instance(crops, classes=classes)
                 with self._autocast():
-                    pred = self.net(full_input, instance_features, box_info, supports)
+                    pred = self.net(full_input, instance_features, box_info, supports, classes)
                 term = colorization_loss_terms(pred, target)[0] * valid[i]
                 self.scaler.scale(term * scale).backward()
             loss_sum += float(term.detach())
