@@ -72,6 +72,11 @@ def train_command(
     fusion_masks: bool | None = typer.Option(
         None, "--fusion-masks/--no-fusion-masks", help="stage 3 uses the boxes file's masks (default: on)"
     ),
+    colour_rebalance: float | None = typer.Option(
+        None,
+        help="weigh each pixel's loss by the rarity of its colour (0 = off, default; 0.5 = Zhang et al.): "
+        "fights the muted sepia look",
+    ),
     precision: Precision | None = typer.Option(
         None, help="fp32, bf16 (CPU/CUDA), fp16 (CUDA), or fp64 for numerical checks (default: fp32)"
     ),
@@ -109,6 +114,7 @@ def train_command(
         "fusion_rule": fusion_rule,
         "fusion_init": fusion_init,
         "fusion_masks": fusion_masks,
+        "colour_rebalance": colour_rebalance,
         "precision": precision.value if precision else None,
         "compile": compile,
         "device": device,

@@ -62,6 +62,9 @@ METRICS_FILE = "metrics.jsonl"
 WEIGHTS_FILE = "weights.safetensors"
 
 
+COLOUR_PRIOR_FILE = "colour_rebalancing.json"
+
+
 class ConfigError(ValueError):
     """A training configuration that cannot run (a usage error)."""
 
@@ -97,6 +100,7 @@ class TrainConfig:
     fusion_rule: str = "confined"
     fusion_init: str = "background"
     fusion_masks: bool = True
+    colour_rebalance: float = 0.0
     precision: str = "fp32"
     compile: bool = False
     device: str = "auto"
@@ -139,6 +143,8 @@ class TrainConfig:
             raise ConfigError(f"fusion_rule must be one of {', '.join(FUSION_RULES)}, got {self.fusion_rule!r}")
         if self.fusion_init not in FUSION_INITS:
             raise ConfigError(f"fusion_init must be one of {', '.join(FUSION_INITS)}, got {self.fusion_init!r}")
+        if not 0.0 <= self.colour_rebalance < 1.0:
+            raise ConfigError(f"colour_rebalance must be in [0, 1), got {self.colour_rebalance}")
         if not 0.0 < self.crop_scale_min <= 1.0:
             raise ConfigError(f"crop_scale_min must be in (0, 1], got {self.crop_scale_min}")
         defaults = STAGE_DEFAULTS[self.stage]
