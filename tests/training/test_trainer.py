@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from instcolor.instances import Instances
+from instcolor.models.backbone import FEATURE_NAMES
 from instcolor.training.synthetic import write_scenes
 from instcolor.training import (
     ConfigError,
@@ -90,7 +91,7 @@ def fusion_task(tmp_path_factory):
 def test_three_stages_lower_the_loss_and_stage_3_learns_to_use_the_instance_features(fusion_task, tmp_path):
     """The full-image net never sees an object, the instance net learns them from their crops, so
     inside the boxes only the instance features know the colour and stage 3 must learn to weight
-    them in. Its loss falls by 30-55 % here (eight scene seeds measured), by nothing when the
+    them in. Its loss falls by 44 % here (29-55 % over eight scene seeds), and not at all when the
     weight generators do not train (lr 0, the optimiser given other parameters, gradients detached)."""
     backgrounds, objects, boxes = fusion_task
     # Each run ends with the learning rate decaying, so that batch norm's running statistics catch
@@ -103,12 +104,9 @@ def test_three_stages_lower_the_loss_and_stage_3_learns_to_use_the_instance_feat
             epochs=60, decay_epochs=30, **common,
         )
     )  # fmt: skip
-    fusion = train(
-        tiny_config(
-            objects, tmp_path / "fusion", stage="fusion", boxes=str(boxes), init=str(instance.run_dir),
-            epochs=16, decay_epochs=0, **common,
-        )
-    )  # fmt: skip
+    stage_3 = dict(stage="fusion", boxes=str(boxes), init=str(instance.run_dir), epochs=16, decay_epochs=0, **common)
+    start = train(tiny_config(objects, tmp_path / "start", max_steps=0, **stage_3))  # stage 3's starting weights
+    fusion = train(tiny_config(objects, tmp_path / "fusion", **stage_3))
     # The batch is the same four images at every step, so the loss must fall.
     for result, factor in ((full, 0.9), (instance, 0.9), (fusion, 0.85)):
         curve = losses(result.run_dir)
@@ -122,8 +120,11 @@ def test_three_stages_lower_the_loss_and_stage_3_learns_to_use_the_instance_feat
             assert torch.equal(value, before[key]), key
         elif key.startswith("fusion.backbone."):  # initialised from the full-image net, then frozen
             assert torch.equal(value, full_net[key.removeprefix("fusion.backbone.")]), key
-    changed = [k for k in after if k.startswith("fusion.fusers.") and not torch.equal(after[k], before[k])]
-    assert changed, "stage 3 did not train the weight generators"
+    initial = load_weights(start.weights).model.state_dict()
+    for layer in FEATURE_NAMES:  # both weight generators of every fusion layer trained
+        for generator in ("instance_net", "background_net"):
+            prefix = f"fusion.fusers.{layer}.{generator}."
+            assert any(not torch.equal(after[k], initial[k]) for k in after if k.startswith(prefix)), prefix
     assert list((fusion.run_dir / "samples").glob("*.png"))
 
 
