@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from instcolor.instances import Instances
+from instcolor.models.backbone import FEATURE_NAMES
 from instcolor.training.synthetic import write_scenes
 from instcolor.training import (
     ConfigError,
@@ -76,19 +77,39 @@ def test_learning_rate_rule_is_flat_then_linear():
     assert factors == pytest.approx([1, 1, 1, 0.75, 0.5, 0.25])
 
 
-def test_three_stages_lower_the_loss_and_stage_3_freezes_backbones(scenes, tmp_path):
-    data, boxes = scenes
-    common = dict(batch_size=4, epochs=12, decay_epochs=0, augment=False, boxes=str(boxes))
-    full = train(tiny_config(data, tmp_path / "full", stage="full", **common))
-    instance = train(tiny_config(data, tmp_path / "instance", stage="instance", init=str(full.run_dir), **common))
-    fusion = train(
-        tiny_config(data, tmp_path / "fusion", stage="fusion", init=str(instance.run_dir), lr=2e-3, **common)
-    )
-    # The batch is the same four images at every step, so the loss must fall. Stage 3 moves little:
-    # it only re-weights features of two networks that predict much the same here.
-    for result, factor in ((full, 0.9), (instance, 0.9), (fusion, 0.9999)):
+@pytest.fixture(scope="module")
+def fusion_task(tmp_path_factory):
+    """A task only the fusion can solve: backgrounds without objects for the full-image net, and
+    scenes whose one object covers a half to four fifths of the side for the instance net and the
+    fusion (so the objects' pixels weigh in the loss)."""
+    root = tmp_path_factory.mktemp("fusion_task")
+    write_scenes(root / "backgrounds", 4, size=64, seed=103, objects=(0, 0))
+    boxes = write_scenes(root / "objects", 4, size=64, seed=3, objects=(1, 1), object_size=(0.5, 0.8))
+    return root / "backgrounds", root / "objects", boxes
+
+
+def test_three_stages_lower_the_loss_and_stage_3_learns_to_use_the_instance_features(fusion_task, tmp_path):
+    """The full-image net never sees an object, the instance net learns them from their crops, so
+    inside the boxes only the instance features know the colour and stage 3 must learn to weight
+    them in. Its loss falls by 44 % here (29-55 % over eight scene seeds), and not at all when the
+    weight generators do not train (lr 0, the optimiser given other parameters, gradients detached)."""
+    backgrounds, objects, boxes = fusion_task
+    # Each run ends with the learning rate decaying, so that batch norm's running statistics catch
+    # up with the weights: stage 3 runs both nets in eval mode.
+    common = dict(batch_size=4, augment=False, lr=5e-3)
+    full = train(tiny_config(backgrounds, tmp_path / "full", stage="full", epochs=100, decay_epochs=50, **common))
+    instance = train(
+        tiny_config(
+            objects, tmp_path / "instance", stage="instance", boxes=str(boxes), init=str(full.run_dir),
+            epochs=60, decay_epochs=30, **common,
+        )
+    )  # fmt: skip
+    stage_3 = dict(stage="fusion", boxes=str(boxes), init=str(instance.run_dir), epochs=16, decay_epochs=0, **common)
+    start = train(tiny_config(objects, tmp_path / "start", max_steps=0, **stage_3))  # stage 3's starting weights
+    fusion = train(tiny_config(objects, tmp_path / "fusion", **stage_3))
+    # The batch is the same four images at every step, so the loss must fall.
+    for result, factor in ((full, 0.9), (instance, 0.9), (fusion, 0.85)):
         curve = losses(result.run_dir)
-        assert len(curve) == 12
         assert sum(curve[-3:]) < factor * sum(curve[:3]), (result.run_dir.name, curve)
 
     before = load_weights(instance.weights).model.state_dict()
@@ -99,8 +120,11 @@ def test_three_stages_lower_the_loss_and_stage_3_freezes_backbones(scenes, tmp_p
             assert torch.equal(value, before[key]), key
         elif key.startswith("fusion.backbone."):  # initialised from the full-image net, then frozen
             assert torch.equal(value, full_net[key.removeprefix("fusion.backbone.")]), key
-    changed = [k for k in after if k.startswith("fusion.fusers.") and not torch.equal(after[k], before[k])]
-    assert changed, "stage 3 did not train the weight generators"
+    initial = load_weights(start.weights).model.state_dict()
+    for layer in FEATURE_NAMES:  # both weight generators of every fusion layer trained
+        for generator in ("instance_net", "background_net"):
+            prefix = f"fusion.fusers.{layer}.{generator}."
+            assert any(not torch.equal(after[k], initial[k]) for k in after if k.startswith(prefix)), prefix
     assert list((fusion.run_dir / "samples").glob("*.png"))
 
 

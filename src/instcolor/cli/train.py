@@ -84,6 +84,11 @@ def train_command(
     class_dropout: float | None = typer.Option(
         None, help="class-aware: share of instances trained as of unknown class (default: 0.1)"
     ),
+    colour_rebalance: float | None = typer.Option(
+        None,
+        help="weigh each pixel's loss by the rarity of its colour (0 = off, default; 0.5 = Zhang et al.): "
+        "fights the muted sepia look",
+    ),
     precision: Precision | None = typer.Option(
         None, help="fp32, bf16 (CPU/CUDA), fp16 (CUDA), or fp64 for numerical checks (default: fp32)"
     ),
@@ -124,6 +129,7 @@ def train_command(
         "class_aware": class_aware,
         "class_inputs": class_inputs,
         "class_dropout": class_dropout,
+        "colour_rebalance": colour_rebalance,
         "precision": precision.value if precision else None,
         "compile": compile,
         "device": device,

@@ -62,6 +62,9 @@ METRICS_FILE = "metrics.jsonl"
 WEIGHTS_FILE = "weights.safetensors"
 
 
+COLOUR_PRIOR_FILE = "colour_rebalancing.json"
+
+
 class ConfigError(ValueError):
     """A training configuration that cannot run (a usage error)."""
 
@@ -105,6 +108,7 @@ class TrainConfig:
     class_aware: bool | None = None
     class_inputs: str = "instance"
     class_dropout: float = 0.1
+    colour_rebalance: float = 0.0
     precision: str = "fp32"
     compile: bool = False
     device: str = "auto"
@@ -151,6 +155,8 @@ class TrainConfig:
             raise ConfigError(f"class_inputs must be one of {', '.join(CLASS_INPUTS)}, got {self.class_inputs!r}")
         if not 0.0 <= self.class_dropout < 1.0:
             raise ConfigError(f"class_dropout must be in [0, 1), got {self.class_dropout}")
+        if not 0.0 <= self.colour_rebalance < 1.0:
+            raise ConfigError(f"colour_rebalance must be in [0, 1), got {self.colour_rebalance}")
         if not 0.0 < self.crop_scale_min <= 1.0:
             raise ConfigError(f"crop_scale_min must be in (0, 1], got {self.crop_scale_min}")
         defaults = STAGE_DEFAULTS[self.stage]

@@ -27,15 +27,20 @@ HUBER_DELTA = 1.0 / AB_SCALE
 LOSS_WEIGHT = 10.0
 
 
-def colorization_loss_terms(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-sample loss ``10 * mean_pixels(sum_ab huber)``: ``(B, 2, S, S)`` x2 -> ``(B,)`` float32.
+def colorization_loss_terms(
+    pred: torch.Tensor, target: torch.Tensor, pixel_weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Per-sample loss ``10 * mean_pixels(w * sum_ab huber)``: ``(B, 2, S, S)`` x2 -> ``(B,)`` float32.
 
     The reference's ``HuberLoss(delta=1/110)`` is ``0.5 d^2 / delta`` for ``|d| < delta`` else
-    ``|d| - delta / 2``, which is smooth-L1 with ``beta = delta``.
+    ``|d| - delta / 2``, which is smooth-L1 with ``beta = delta``. ``pixel_weights`` ``(B, S, S)``
+    (colour rebalancing, :mod:`instcolor.training.rebalance`) default to 1.
     """
     dtype = torch.promote_types(pred.dtype, torch.float32)
-    huber = F.smooth_l1_loss(pred.to(dtype), target.to(dtype), reduction="none", beta=HUBER_DELTA)
-    return LOSS_WEIGHT * huber.sum(dim=1).mean(dim=(1, 2))
+    huber = F.smooth_l1_loss(pred.to(dtype), target.to(dtype), reduction="none", beta=HUBER_DELTA).sum(dim=1)
+    if pixel_weights is not None:
+        huber = huber * pixel_weights.to(dtype)
+    return LOSS_WEIGHT * huber.mean(dim=(1, 2))
 
 
 def lr_factor(epoch: int, epochs: int, decay_epochs: int) -> float:

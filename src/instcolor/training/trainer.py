@@ -15,7 +15,9 @@ embeddings: stage 2 trains the instance net's (with the instance net), stage 3 t
 (with the weight generators); embeddings the ``init`` weights lack start at zero.
 
 Loss ``10 * mean(huber)``: smooth-L1 with ``delta = 1/110`` on ab/110, summed over a and b,
-averaged over pixels and over the colour (non-greyscale) samples of the global batch. Adam
+averaged over pixels and over the colour (non-greyscale) samples of the global batch; with
+``colour_rebalance`` each pixel weighs by the rarity of its colour in the run's data
+(:mod:`instcolor.training.rebalance`, table kept in ``RUN/colour_rebalancing.json``). Adam
 (lr 5e-4, betas 0.9/0.999; stage 3: lr 5e-5), linear decay: ``epochs`` at the base rate, then
 ``decay_epochs`` with the rate falling by ``1 / (decay_epochs + 1)`` per epoch.
 
@@ -65,6 +67,7 @@ from instcolor.training.config import (
     BOXES_FILE,
     CHECKPOINT_FILE,
     CHECKPOINT_FORMAT,
+    COLOUR_PRIOR_FILE,
     CONFIG_FILE,
     DATASET_FILE,
     METRICS_FILE,
@@ -85,6 +88,7 @@ from instcolor.training.data import (
     save_items,
 )
 from instcolor.training.distributed import DistributedContext, synchronize_batch_norm
+from instcolor.training.rebalance import ab_histogram, load_table, pixel_weights, rebalancing_table, save_table
 from instcolor.training.stages import (
     apply_initial_state,
     colorization_loss_terms,
@@ -285,6 +289,23 @@ class _Trainer:
             raise ConfigError(str(err)) from err
         return dataset, sampler.steps_per_epoch
 
+    def _colour_rebalancing(self, dataset: ColorizationDataset) -> torch.Tensor | None:
+        """Per-bin loss weights for ``colour_rebalance``: from the colour samples of epoch 0, once."""
+        strength = self.config.colour_rebalance
+        if not strength:
+            return None
+        path = self.run_dir / COLOUR_PRIOR_FILE
+        if self.context.is_main and not path.is_file():
+            self.console.print(f"colour rebalancing: counting the colours of {len(dataset)} samples", highlight=False)
+            samples = (dataset[(0, index)] for index in range(len(dataset)))
+            histogram = ab_histogram(sample.target for sample in samples if sample.valid)
+            save_table(path, rebalancing_table(histogram, strength), strength, float(histogram.sum()))
+        self.context.barrier()
+        return torch.from_numpy(load_table(path)).to(self.device, torch.float32)
+
+    def _pixel_weights(self, targets: torch.Tensor) -> torch.Tensor | None:
+        return None if self.colour_table is None else pixel_weights(targets, self.colour_table)
+
     def run(self) -> TrainResult:
         config, context = self.config, self.context
         if context.is_main:
@@ -303,6 +324,7 @@ class _Trainer:
                 raise ConfigError(f"{self.checkpoint_path}: not an instcolor training checkpoint")
         params = self._prepare_model(checkpoint)
         dataset, steps_per_epoch = self._dataset(items)
+        self.colour_table = self._colour_rebalancing(dataset)
         total_steps = (config.epochs + config.decay_epochs) * steps_per_epoch
         self.optimizer = torch.optim.Adam(params, lr=config.lr, betas=(config.beta1, config.beta2))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -408,7 +430,7 @@ class _Trainer:
                 classes = {} if batch.classes is None else {"classes": batch.classes.to(self.device)}
                 with self._autocast():
                     pred, _ = self.net(inputs, **classes)
-                terms = colorization_loss_terms(pred, targets) * valid
+                terms = colorization_loss_terms(pred, targets, self._pixel_weights(targets)) * valid
                 self.scaler.scale(terms.sum() * scale).backward()
                 loss_sum = float(terms.sum().detach())
                 shown = (inputs[:4].detach(), pred[:4].detach(), targets[:4])
@@ -439,7 +461,7 @@ class _Trainer:
                     _, instance_features = self.model.instance(crops, classes=classes)
                 with self._autocast():
                     pred = self.net(full_input, instance_features, box_info, supports, classes)
-                term = colorization_loss_terms(pred, target)[0] * valid[i]
+                term = colorization_loss_terms(pred, target, self._pixel_weights(target))[0] * valid[i]
                 self.scaler.scale(term * scale).backward()
             loss_sum += float(term.detach())
             if shown is None:
