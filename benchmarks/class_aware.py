@@ -109,7 +109,9 @@ def main() -> None:
     timings: dict[str, float] = {}
     scenes = args.out / "scenes"
     train_boxes = write_scenes(scenes / "train", args.train_scenes, size=args.scene_size, seed=0, colour_by="label")
-    test_boxes = write_scenes(scenes / "test", args.test_scenes, size=args.scene_size, seed=1_000_003, colour_by="label")
+    test_boxes = write_scenes(
+        scenes / "test", args.test_scenes, size=args.scene_size, seed=1_000_003, colour_by="label"
+    )
     timings["scenes"] = time.perf_counter() - started
 
     common = dict(
@@ -148,7 +150,8 @@ def main() -> None:
             weights = runs / f"fusion-{variant}" / "weights.safetensors"
             per_variant[variant] = evaluate(weights, test_boxes.parent, test_boxes, args.size, "auto")
             if VARIANTS[variant][1]:
-                per_variant[f"{variant} (classes off)"] = evaluate(weights, test_boxes.parent, test_boxes, args.size, "off")
+                off = evaluate(weights, test_boxes.parent, test_boxes, args.size, "off")
+                per_variant[f"{variant} (classes off)"] = off
         timings[f"seed{seed}_evaluate"] = time.perf_counter() - t0
         blind_boxes = per_variant["blind"]["box"]
         seed_result = {}

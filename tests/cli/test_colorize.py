@@ -206,7 +206,8 @@ def test_class_aware_flag_feeds_or_withholds_the_boxes_file_labels(photos, tmp_p
     weights = tmp_path / "aware.safetensors"
     save_model(weights, tiny_class_aware_model(0), {"source": "tests"})
     outputs = {}
-    for name, label, flags in (("person", "person", ()), ("unknown", "", ()), ("off", "person", ("--class-aware", "off"))):
+    cases = (("person", "person", ()), ("unknown", "", ()), ("off", "person", ("--class-aware", "off")))
+    for name, label, flags in cases:
         boxes = tmp_path / f"{name}.json"
         boxes.write_text(json.dumps({"a.png": [{"box": [5, 5, 40, 30], "label": label}]}))
         out = tmp_path / name

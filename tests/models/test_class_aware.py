@@ -61,7 +61,7 @@ def test_a_class_changes_only_its_own_instance(class_inputs, rule):
     assert torch.equal(base, again)
     # on the 64 grid, box 1 is [4, 20) x [4, 20) and box 2 [35, 60) x [30, 60)
     diff = (base - changed).abs().amax(dim=1)[0]
-    assert diff[4:20, 4:20].mean() > 1e-3  # the re-classed instance changed
+    assert diff[4:20, 4:20].mean() > 2e-4  # the re-classed instance changed (a logit bias moves less)
     assert diff[30:60, 35:60].max() < 1e-5  # the other did not
     far = torch.ones_like(diff, dtype=torch.bool)
     far[:32, :32] = False  # its box and a margin: the receptive field of the layers after fusion

@@ -196,7 +196,9 @@ def check_fusion_rule(model: InstColorModel) -> None:
             f"{model.config.fusion_rule!r} rule: use --backend torch (or --fusion-rule reference)"
         )
     if model.config.class_aware:
-        raise ValueError("the onnxruntime backend runs class-blind weights only; these are class-aware: use --backend torch")
+        raise ValueError(
+            "the onnxruntime backend runs class-blind weights only; these are class-aware: use --backend torch"
+        )
 
 
 def ort_runtime(
