@@ -145,9 +145,9 @@ def test_streamed_fusion_chunks_the_instance_net_on_cpu_with_the_reference_resul
     chunks = []
     stages = ColorizationBackbone.stages
 
-    def spy(self, x, chunk=None, classes=None):
+    def spy(self, x, chunk=None):
         chunks.append(chunk)
-        return stages(self, x, chunk=chunk, classes=classes)
+        return stages(self, x, chunk=chunk)
 
     monkeypatch.setattr(ColorizationBackbone, "stages", spy)
     with torch.inference_mode():

@@ -87,15 +87,15 @@ class InstColorModel(nn.Module):
             return self.full(full_input)[0]
         if crop_classes is not None and tuple(crop_classes.shape) != (len(crop_inputs),):
             raise ValueError(f"expected {len(crop_inputs)} crop classes, got shape {tuple(crop_classes.shape)}")
-        if not self.config.class_aware:
-            crop_classes = None
+        # a class-blind model calls its networks exactly as before class awareness existed
+        classes = {"classes": crop_classes} if self.config.class_aware and crop_classes is not None else {}
         supports = self.fusion.supports(crop_masks, len(crop_inputs), crop_inputs.shape[-1], full_input)
         if FUSION_STRATEGIES[self.fusion_strategy][0]:
             chunk = INSTANCE_CHUNK if crop_inputs.device.type == "cpu" else None
-            stream = self.instance.stages(crop_inputs, chunk=chunk, classes=crop_classes)
-            return self.fusion(full_input, stream, box_info, supports, crop_classes)
-        _, instance_features = self.instance(crop_inputs, classes=crop_classes)
-        return self.fusion(full_input, instance_features, box_info, supports, crop_classes)
+            stream = self.instance.stages(crop_inputs, chunk=chunk, **classes)
+            return self.fusion(full_input, stream, box_info, supports, **classes)
+        _, instance_features = self.instance(crop_inputs, **classes)
+        return self.fusion(full_input, instance_features, box_info, supports, **classes)
 
 
 #: Names of the class-embedding modules (:class:`ColorizationBackbone`, :class:`FusionLayer`).
