@@ -352,7 +352,10 @@ def test_tracks_follow_the_camera_between_detections():
 
     tracker = BoxTracker()
     tracker.update(Instances(boxes=[[20, 10, 40, 30]], scores=[0.9], labels=["person"]))
-    left = lambda boxes: boxes - np.array([6.0, 0.0, 6.0, 0.0])  # noqa: E731 - the camera pans right 6 px
+
+    def left(boxes):  # the camera pans right 6 px
+        return boxes - np.array([6.0, 0.0, 6.0, 0.0])
+
     instances, moved = tracker.update(None, carry=left)  # detection skipped: the box rides the pan
     assert instances.boxes.tolist() == [[14, 10, 34, 30]]
     assert [box.tolist() for box in moved[0]] == [[20, 10, 40, 30], [14, 10, 34, 30]]  # (previous frame's, this frame's)

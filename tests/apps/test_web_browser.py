@@ -121,6 +121,17 @@ def test_page_in_browser(browser_page, tmp_path):
         response = page.request.get(srcs[1])
         return Image.open(io.BytesIO(response.body()))
 
+    def rerun(instances: int, name: str, previous: Image.Image) -> Image.Image:
+        """Rerun, wait for the status line, screenshot; the new result is full size and differs from ``previous``."""
+        page.click("#rerun")
+        page.wait_for_selector(f"#status >> text=rerun grey.png: 320x240, {instances} instance(s)")
+        page.wait_for_function(f"() => document.querySelectorAll('#keep input[type=checkbox]').length === {instances}")
+        shot(name)
+        result = after_image()
+        assert result.size == (320, 240)
+        assert np.abs(np.asarray(result, float) - np.asarray(previous, float)).mean() > 0.05, name
+        return result
+
     first = after_image()
     assert first.size == (320, 240)  # full resolution
     assert colourfulness(first) > 1.0
@@ -129,21 +140,12 @@ def test_page_in_browser(browser_page, tmp_path):
 
     # remove the first instance and rerun
     page.get_by_label("1: cat 0.80", exact=False).uncheck()
-    page.click("#rerun")
-    page.wait_for_selector("#status >> text=rerun grey.png: 320x240, 1 instance(s)")
-    page.wait_for_function("() => document.querySelectorAll('#keep input[type=checkbox]').length === 1")
-    shot("3-instance-removed")
-    second = after_image()
-    assert second.size == (320, 240)
-    assert np.abs(np.asarray(second, float) - np.asarray(first, float)).mean() > 0.05
+    second = rerun(1, "3-instance-removed", first)
 
     # add a box by its coordinates
     page.fill("#add-box textarea, #add-box input", "20, 20, 200, 180")
-    page.click("#rerun")
-    page.wait_for_selector("#status >> text=rerun grey.png: 320x240, 2 instance(s)")
+    third = rerun(2, "4-box-added", second)
     page.wait_for_selector("#keep >> text=added")
-    shot("4-box-added")
-    third = after_image()
 
     # draw a box with the mouse on the instances photo: it joins the list, and the rerun uses it
     page.wait_for_function("() => { const i = document.querySelector('#overlay img'); return i && i.complete && i.naturalWidth === 320; }")
@@ -166,12 +168,7 @@ def test_page_in_browser(browser_page, tmp_path):
     box = [float(v) for v in drawn.split(",")]
     assert np.allclose(box, [210, 30, 305, 125], atol=3 / min(scale, 1.0)), box
     assert page.is_checked("#keep input[type=checkbox] >> nth=2")
-    page.click("#rerun")
-    page.wait_for_selector("#status >> text=rerun grey.png: 320x240, 3 instance(s)")
-    shot("7-rerun-with-drawn-box")
-    fourth = after_image()
-    assert fourth.size == (320, 240)
-    assert np.abs(np.asarray(fourth, float) - np.asarray(third, float)).mean() > 0.05
+    rerun(3, "7-rerun-with-drawn-box", third)
 
     # a bad file and an over-cap photo: one line each, the page stays usable
     bad = tmp_path / "broken.jpg"
