@@ -44,7 +44,7 @@ def write_clip(path: Path, frames, rate=12) -> None:
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"crf": "16"}
+        stream.options = {"crf": "16", "threads": "1"}  # one thread: the same clip on every run
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
