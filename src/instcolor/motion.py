@@ -16,7 +16,8 @@ previous frame's, on the frames' lightness:
 The map is a ``(1, 2, 3)`` ``theta`` in the normalised coordinates of
 :func:`torch.nn.functional.affine_grid` (``align_corners=False``): the same ``theta`` holds at any
 resolution, and :func:`warp` samples the previous frame's chroma (or anything else) at the positions
-it gives, so that it lines up with the current frame.
+it gives, so that it lines up with the current frame; :func:`move_boxes` carries boxes of the
+previous frame forward by it.
 """
 
 from __future__ import annotations

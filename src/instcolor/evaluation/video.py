@@ -9,8 +9,9 @@ The comparison follows the camera: the previous frame is first warped by the glo
 between the two frames (:func:`instcolor.motion.estimate_motion`; the identity for a still camera,
 where nothing changes). Without that, a pan counts only the flat areas whose lightness happens to
 match at the same pixel, and a colour that rightly moves with the picture reads as flicker (the
-colour frames of a pan over a colour photo score about 4 there, twice their motion-compensated
-figure and four times a per-frame colorization's). ``follow_motion=False`` gives the same-pixel figure.
+colour frames of a pan over a colour photo score about 4 there: twice their motion-compensated
+figure, two to four times a per-frame colorization's). ``follow_motion=False`` gives the same-pixel
+figure.
 """
 
 from __future__ import annotations
