@@ -4,7 +4,7 @@
 previous frame's, on the frames' lightness:
 
 1. both frames are shrunk so the long side is at most ``max_side`` pixels (global motion needs no
-   detail, and the fit then costs a few milliseconds at any film size);
+   detail, and the fit then costs 10-50 ms on one CPU core at any film size);
 2. the translation is found first by **phase correlation** (the peak of the normalised
    cross-power spectrum), which catches pans of any length up to half the frame;
 3. it is refined to a full affine map by **Gauss-Newton image alignment** (Lucas-Kanade, forward
