@@ -139,13 +139,14 @@ GREY = torch.from_numpy(gradient_image(96, 80, seed=3)[..., 0].astype(np.float32
 BOXES = {
     "boxes": np.array([[4, 4, 40, 30], [50, 40, 79, 95], [30, 60, 45, 90]], np.float32),
     "overlapping boxes": np.array([[4, 4, 40, 30], [12, 10, 60, 44], [20, 20, 70, 80]], np.float32),
+    "whole-image and tiny boxes": np.array([[0, 0, 80, 96], [77, 93, 80, 96], [0, 50, 3, 53]], np.float32),
 }
 
 
 def masks_for(boxes):
     masks = np.zeros((len(boxes), 96, 80), bool)
     for mask, (x1, y1, x2, y2) in zip(masks, boxes.astype(int)):
-        mask[y1 + 2 : (y1 + y2) // 2 + 4, x1 + 1 : x2 - 3] = True  # the upper part of each box
+        mask[y1 : (y1 + y2) // 2 + 1, x1 : max(x2 - 3, x1 + 1)] = True  # the upper part of each box
     return masks
 
 

@@ -65,7 +65,7 @@ from instcolor.models.model import InstColorModel
 
 OPSET = 17
 #: Version of the graphs' layout (inputs, loop): part of the cache key of exported graphs.
-GRAPH_FORMAT = 2
+GRAPH_FORMAT = 3
 STRIDES = (1, 2, 4, 8)
 FULL_FILE = "full.onnx"
 FUSION_FILE = "fusion.onnx"
@@ -89,8 +89,9 @@ def fuse_instances(
     """``fused + sum_i probs[i] * paste(features[i])``, one instance at a time (an ONNX ``Loop``).
 
     The same bilinear taps and arithmetic as :func:`~instcolor.models.fusion.paste_instances_batched`
-    (rows, then columns), with per-instance index gathers instead of expanded ones: one
-    ``(C, s, s)`` paste alive at a time. Grids are *transposed* here (``(C, columns, rows)``), so
+    (rows, then columns), with per-instance index gathers instead of expanded ones, inside the
+    instance's box only (zero-padded to the grid when added): one ``(C, s, s)`` paste alive at a
+    time, work in proportion to the box. Grids are *transposed* here (``(C, columns, rows)``), so
     that both gathers pick whole rows of memory (a last-axis gather copies one float at a time).
 
     Args:
@@ -104,13 +105,23 @@ def fuse_instances(
         :class:`FusionGraph` makes the instance network's next stage wait for).
     """
     count = torch.zeros((), dtype=torch.long)
+    grid_rows, grid_cols = fused.shape[2], fused.shape[1]
     for i in range(features.shape[0]):
+        # the box on this grid: where the taps have weight (both are 0 outside it, sum to 1 inside)
+        in_rows = (tap_weights[0, i] + tap_weights[1, i]) > 0
+        in_cols = (tap_weights[2, i] + tap_weights[3, i]) > 0
+        top, height = int(torch.argmax(in_rows.to(torch.int32))), int(in_rows.to(torch.int32).sum())
+        left, width = int(torch.argmax(in_cols.to(torch.int32))), int(in_cols.to(torch.int32).sum())
+        r0, r1 = taps[0, i, top : top + height], taps[1, i, top : top + height]
+        u0, u1 = tap_weights[0, i, top : top + height], tap_weights[1, i, top : top + height]
+        c0, c1 = taps[2, i, left : left + width], taps[3, i, left : left + width]
+        v0, v1 = tap_weights[2, i, left : left + width], tap_weights[3, i, left : left + width]
         feature = features[i]
-        rows = feature.index_select(1, taps[0, i]) * tap_weights[0, i][:, None]
-        rows = (rows + feature.index_select(1, taps[1, i]) * tap_weights[1, i][:, None]).transpose(1, 2)
-        pasted = rows.index_select(1, taps[2, i]) * tap_weights[2, i][:, None]
-        pasted = pasted + rows.index_select(1, taps[3, i]) * tap_weights[3, i][:, None]
-        fused = fused + probs[i] * pasted
+        rows = (feature.index_select(1, r0) * u0[:, None] + feature.index_select(1, r1) * u1[:, None]).transpose(1, 2)
+        pasted = rows.index_select(1, c0) * v0[:, None] + rows.index_select(1, c1) * v1[:, None]
+        weighted = probs[i][:, left : left + width, top : top + height] * pasted
+        pads = [top, grid_rows - top - height, left, grid_cols - left - width]
+        fused = fused + torch.nn.functional.pad(weighted, pads)
         count = count + 1
     return fused, count
 
