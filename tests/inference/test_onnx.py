@@ -37,12 +37,15 @@ def inputs(count):
     return sample.full, crops, box_info
 
 
+def fp32_runtimes(make_model, cache):
+    """torch fp32 and ONNX Runtime fp32 runtimes of the same weights."""
+    torch_rt = prepare_model(make_model(), "cpu", RuntimeOptions(precision="fp32"), SIZE)
+    return torch_rt, ort_runtime(make_model(), "cpu", RuntimeOptions(precision="fp32"), SIZE, cache=cache)
+
+
 @pytest.fixture(scope="module")
 def runtimes(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("onnx")
-    torch_rt = prepare_model(tiny_model(), "cpu", RuntimeOptions(precision="fp32"), SIZE)
-    ort_rt = ort_runtime(tiny_model(), "cpu", RuntimeOptions(precision="fp32"), SIZE, cache=cache)
-    return torch_rt, ort_rt
+    return fp32_runtimes(tiny_model, tmp_path_factory.mktemp("onnx"))
 
 
 @pytest.mark.parametrize("count", [0, 1, 3, 8])
@@ -156,10 +159,7 @@ def confined_model():
 
 @pytest.fixture(scope="module")
 def confined_runtimes(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("onnx-confined")
-    torch_rt = prepare_model(confined_model(), "cpu", RuntimeOptions(precision="fp32"), SIZE)
-    ort_rt = ort_runtime(confined_model(), "cpu", RuntimeOptions(precision="fp32"), SIZE, cache=cache)
-    return torch_rt, ort_rt
+    return fp32_runtimes(confined_model, tmp_path_factory.mktemp("onnx-confined"))
 
 
 def fuse(runtime, boxes, masks=None):

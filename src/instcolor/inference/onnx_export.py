@@ -34,9 +34,10 @@ stages *waits* for the previous fusion layer (:func:`_after`: a no-copy reshape 
 from that layer's loop): left to itself, ONNX Runtime ran the whole instance network first and
 kept all 13 layers' ``(N, C, s, s)`` instance features alive.
 
-Measured at 256x256 with 8 instances (peak RSS of a process that loads the model and runs the
-fusion graph once; one thread): width 1.0 4.35 GiB before (of which 2.5 GiB during the run),
-2.49 GiB now (0.8 GiB during the run); width 0.25 (the starter) 1.34 -> 1.01 GiB.
+Measured at 256x256 with 8 instances (``benchmarks/ort_memory.py``: peak RSS of a process that
+loads the model and runs the fusion graph once; one thread): width 1.0 4.35 GiB with the batched
+paste (2.47 GiB of it during the run), 2.44 GiB now (0.75 GiB during the run); width 0.25 (the
+starter) 1.49 -> 1.05 GiB.
 """
 
 from __future__ import annotations
