@@ -31,14 +31,14 @@ instcolor train --stage fusion --data "$DATA/train" --boxes "$DATA/boxes.json" -
     --epochs 4 --decay-epochs 2 --fusion-rule confined --fusion-init background "${COMMON[@]}" \
     --out "$RUNS/r2-fusion"
 
-# Release 3: all three stages fine-tuned with random colour hints and colour rebalancing.
-HINTS=(--hints --colour-rebalance 0.25)
-instcolor train --stage full --data "$DATA/train" --init "$RUNS/r2-fusion" --batch-size 8 --epochs 8 \
+# Release 3: all three stages fine-tuned with random colour hints (Zhang et al. 2017).
+HINTS=(--hints)
+instcolor train --stage full --data "$DATA/train" --init "$RUNS/r2-fusion" --batch-size 8 --lr 2.5e-4 --epochs 8 \
     --decay-epochs 4 "${HINTS[@]}" "${COMMON[@]}" --out "$RUNS/r3-full"
 instcolor train --stage instance --data "$DATA/train" --boxes "$DATA/boxes.json" --init "$RUNS/r3-full" \
     --batch-size 8 --epochs 4 --decay-epochs 2 "${HINTS[@]}" "${COMMON[@]}" --out "$RUNS/r3-instance"
 instcolor train --stage fusion --data "$DATA/train" --boxes "$DATA/boxes.json" --init "$RUNS/r3-instance" \
-    --epochs 4 --decay-epochs 2 --fusion-rule confined --fusion-init background "${HINTS[@]}" "${COMMON[@]}" \
+    --epochs 3 --decay-epochs 1 --fusion-rule confined --fusion-init background "${HINTS[@]}" "${COMMON[@]}" \
     --out "$RUNS/r3-fusion"
 
 python scripts/package_starter.py "$RUNS/r3-fusion" "$DATA"

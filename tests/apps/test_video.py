@@ -293,3 +293,86 @@ def test_smoothing_blends_each_frame_with_the_previous_output():
 
     out_a = [float(rgb_to_lab(torch.from_numpy(r.rgb.copy()).permute(2, 0, 1)[None].float() / 255)[0, 1].mean()) for r in smooth]
     assert out_a[1] == pytest.approx(0, abs=1.5) and out_a[3] == pytest.approx(-3, abs=1.5)
+
+
+def panning_world(height=48, width=160):
+    """A textured colour strip with a red patch, to be seen through a window sliding 3 px a frame."""
+    rng = np.random.default_rng(3)
+    world = gradient_image(height, width, seed=2).astype(float) + rng.normal(0, 20, (height, width, 1))
+    world[14:34, 70:90] = (220, 30, 30)
+    return np.clip(world, 0, 255).astype(np.uint8)
+
+
+class TruthPlusFlickerColorizer:
+    """Stands in for a colorizer: each frame's true ab, with a* pushed +10 / -10 on alternate frames."""
+
+    detector = None
+
+    def __init__(self, frames):
+        self.frames, self.calls = frames, 0
+
+    def __call__(self, rgb, instances=None):
+        from types import SimpleNamespace
+
+        from PIL import Image
+
+        from instcolor.evaluation.video import frame_lab
+
+        ab = frame_lab(self.frames[self.calls])[1:].numpy().copy()
+        ab[0] += 10.0 if self.calls % 2 == 0 else -10.0
+        self.calls += 1
+        return SimpleNamespace(ab=ab, image=Image.fromarray(rgb), instances=None)
+
+
+def test_smoothing_follows_a_pan():
+    """On a pan the previous output is warped onto the current frame before blending: the colours stay
+    on their objects and the flicker is averaged out; blending in place (the camera ignored) cannot
+    blend at all (every pixel's lightness changed), so the flicker stays."""
+    from instcolor.apps.video import FilmColorizer, grey_frame
+    from instcolor.evaluation.video import frame_lab
+
+    world = panning_world()
+    frames = [world[:, 3 * i : 3 * i + 64] for i in range(10)]
+    truth = [frame_lab(f)[1:] for f in frames]
+    errors = {}
+    for follow in (True, False):
+        film = FilmColorizer(TruthPlusFlickerColorizer(frames), smoothing=0.8, follow_motion=follow)
+        out = [film(grey_frame(f)) for f in frames]
+        errors[follow] = [float((o.ab[0] - t).norm(dim=0)[14:34].mean()) for o, t in zip(out[3:], truth[3:])]
+        if follow:
+            pan = torch.tensor([[[1.0, 0.0, 2 * 3 / 64], [0.0, 1.0, 0.0]]])
+            assert all(torch.allclose(o.motion, pan, atol=2e-3) for o in out[1:])
+    assert np.mean(errors[True]) < 0.5 * np.mean(errors[False]), errors
+    assert np.mean(errors[False]) > 6  # the +-10 flicker barely touched
+
+
+def test_tracks_follow_the_camera_between_detections():
+    from instcolor.apps.video import BoxTracker
+    from instcolor.instances import Instances
+
+    tracker = BoxTracker()
+    tracker.update(Instances(boxes=[[20, 10, 40, 30]], scores=[0.9], labels=["person"]))
+
+    def left(boxes):  # the camera pans right 6 px
+        return boxes - np.array([6.0, 0.0, 6.0, 0.0])
+
+    instances, moved = tracker.update(None, carry=left)  # detection skipped: the box rides the pan
+    assert instances.boxes.tolist() == [[14, 10, 34, 30]]
+    assert [box.tolist() for box in moved[0]] == [[20, 10, 40, 30], [14, 10, 34, 30]]  # (previous frame's, this frame's)
+    instances, _ = tracker.update(Instances(boxes=[[8, 10, 28, 30]], scores=[0.9], labels=["person"]), carry=left)
+    assert [t.id for t in tracker.tracks] == [0]  # matched (IoU 1 after the carries, 0.25 without: a new track)
+    assert instances.boxes.tolist() == [[8, 10, 28, 30]]
+
+
+def test_flicker_follows_the_camera():
+    """A colour pan has no flicker of its own: the meter compares each pixel with where it was."""
+    from instcolor.evaluation.video import FlickerMeter
+
+    world = panning_world()
+    followed, same_pixel = FlickerMeter(), FlickerMeter(follow_motion=False)
+    for i in range(6):
+        frame = world[:, 3 * i : 3 * i + 64]
+        followed.update(frame)
+        same_pixel.update(frame)
+    assert followed.pairs == 5 and followed.pixels > 5 * 48 * 50
+    assert followed.value < 0.5 and same_pixel.value > 2

@@ -9,10 +9,12 @@ from instcolor.inference.pipeline import Colorizer
 from instcolor.apps.web import (
     PageLimits,
     UploadError,
+    add_drawn_box,
     build_app,
     check_upload,
     colorize_batch,
     colorize_for_page,
+    instance_names,
     launch,
     parse_box,
     rerun_photo,
@@ -85,6 +87,20 @@ def test_batch_keeps_format_and_resolution_zips_and_reruns(colorizer, tmp_path):
     assert np.abs(np.asarray(fewer.result.image, float) - before).mean() > 0.1
     added = rerun_photo(colorizer, results[0], keep=[], add_box="10,10,60,60")
     assert added.instances.labels == ["added"] and added.instances.boxes.tolist() == [[10, 10, 60, 60]]
+
+
+def test_drawn_boxes_join_the_list_and_the_rerun(colorizer, tmp_path):
+    results, _, _ = colorize_batch(colorizer, [grey_photo(tmp_path / "a.png")])
+    photo = results[0]
+    drawn = add_drawn_box(add_drawn_box(photo, "100, 20, 150, 90"), "0, 0, 999, 50")  # the second clipped to the photo
+    assert len(photo.instances) == 2 and photo.drawn == ()  # the original is left alone
+    assert instance_names(drawn.instances)[2:] == ["3: drawn 1.00 [100, 20, 150, 90]", "4: drawn 1.00 [0, 0, 160, 50]"]
+    with pytest.raises(UploadError, match="empty inside"):
+        add_drawn_box(photo, "5, 5, 6, 6")
+    again = rerun_photo(colorizer, drawn, keep=[0, 2])
+    assert again.instances.labels == ["cat", "drawn"] and again.instances.boxes.tolist()[1] == [100, 20, 150, 90]
+    assert again.drawn == () and len(again.instances) == 2
+    assert np.abs(np.asarray(again.result.image, float) - np.asarray(photo.result.image, float)).mean() > 0.05
 
 
 def test_page_serves_on_loopback(colorizer):

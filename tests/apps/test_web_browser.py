@@ -42,6 +42,15 @@ class TwoBoxDetector:
         return Instances(boxes=[[8, 8, w // 2, h // 2], [w // 3, h // 3, w - 8, h - 8]], scores=[0.8, 0.7], labels=["cat", "dog"])
 
 
+#: ``(left, top, scale)`` of the picture's pixels inside an ``<img>`` on screen (object-fit contain or scale-down).
+PLACEMENT_JS = """img => {
+  const r = img.getBoundingClientRect(), fit = getComputedStyle(img).objectFit;
+  let s = Math.min(r.width / img.naturalWidth, r.height / img.naturalHeight);
+  if (fit === "scale-down") s = Math.min(s, 1);
+  return [r.left + (r.width - img.naturalWidth * s) / 2, r.top + (r.height - img.naturalHeight * s) / 2, s];
+}"""
+
+
 def colourfulness(image: Image.Image) -> float:
     rgb = np.asarray(image.convert("RGB"), float)
     return float(np.abs(rgb - rgb.mean(axis=2, keepdims=True)).mean())
@@ -112,6 +121,17 @@ def test_page_in_browser(browser_page, tmp_path):
         response = page.request.get(srcs[1])
         return Image.open(io.BytesIO(response.body()))
 
+    def rerun(instances: int, name: str, previous: Image.Image) -> Image.Image:
+        """Rerun, wait for the status line, screenshot; the new result is full size and differs from ``previous``."""
+        page.click("#rerun")
+        page.wait_for_selector(f"#status >> text=rerun grey.png: 320x240, {instances} instance(s)")
+        page.wait_for_function(f"() => document.querySelectorAll('#keep input[type=checkbox]').length === {instances}")
+        shot(name)
+        result = after_image()
+        assert result.size == (320, 240)
+        assert np.abs(np.asarray(result, float) - np.asarray(previous, float)).mean() > 0.05, name
+        return result
+
     first = after_image()
     assert first.size == (320, 240)  # full resolution
     assert colourfulness(first) > 1.0
@@ -120,20 +140,35 @@ def test_page_in_browser(browser_page, tmp_path):
 
     # remove the first instance and rerun
     page.get_by_label("1: cat 0.80", exact=False).uncheck()
-    page.click("#rerun")
-    page.wait_for_selector("#status >> text=rerun grey.png: 320x240, 1 instance(s)")
-    page.wait_for_function("() => document.querySelectorAll('#keep input[type=checkbox]').length === 1")
-    shot("3-instance-removed")
-    second = after_image()
-    assert second.size == (320, 240)
-    assert np.abs(np.asarray(second, float) - np.asarray(first, float)).mean() > 0.05
+    second = rerun(1, "3-instance-removed", first)
 
     # add a box by its coordinates
     page.fill("#add-box textarea, #add-box input", "20, 20, 200, 180")
-    page.click("#rerun")
-    page.wait_for_selector("#status >> text=rerun grey.png: 320x240, 2 instance(s)")
+    third = rerun(2, "4-box-added", second)
     page.wait_for_selector("#keep >> text=added")
-    shot("4-box-added")
+
+    # draw a box with the mouse on the instances photo: it joins the list, and the rerun uses it
+    page.wait_for_function("() => { const i = document.querySelector('#overlay img'); return i && i.complete && i.naturalWidth === 320; }")
+    page.locator("#overlay img").scroll_into_view_if_needed()
+    left, top, scale = page.eval_on_selector("#overlay img", PLACEMENT_JS)
+    corners = [(210, 30), (305, 125)]  # in photo pixels
+    (x1, y1), (x2, y2) = [(left + x * scale, top + y * scale) for x, y in corners]
+    page.mouse.move(x1, y1)
+    page.mouse.down()
+    for step in range(1, 6):
+        page.mouse.move(x1 + (x2 - x1) * step / 5, y1 + (y2 - y1) * step / 5)
+    page.wait_for_selector("#draw-band")
+    shot("5-drawing-a-box")
+    page.mouse.up()
+    page.wait_for_function("() => document.querySelectorAll('#keep input[type=checkbox]').length === 3")
+    page.wait_for_selector("#keep >> text=drawn")
+    assert page.query_selector("#draw-band") is None
+    shot("6-box-drawn")
+    drawn = page.inner_text("#keep").split("3: drawn 1.00 [", 1)[1].split("]", 1)[0]
+    box = [float(v) for v in drawn.split(",")]
+    assert np.allclose(box, [210, 30, 305, 125], atol=3 / min(scale, 1.0)), box
+    assert page.is_checked("#keep input[type=checkbox] >> nth=2")
+    rerun(3, "7-rerun-with-drawn-box", third)
 
     # a bad file and an over-cap photo: one line each, the page stays usable
     bad = tmp_path / "broken.jpg"
@@ -144,7 +179,7 @@ def test_page_in_browser(browser_page, tmp_path):
     page.wait_for_selector("#uploads >> text=broken.jpg")
     page.click("#colorize")
     page.wait_for_selector("#status >> text=refused")
-    shot("5-bad-files")
+    shot("8-bad-files")
     status = page.inner_text("#status")
     assert "refused: broken.jpg is not an image" in status
     assert "refused: big.png is 1500x1000 (1.5 megapixels); the limit is 1 megapixels" in status

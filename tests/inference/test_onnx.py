@@ -9,11 +9,19 @@ import torch
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from instcolor.inference import backends
 from instcolor.inference.backends import BackendTrial, choose_backend, ort_runtime
-from instcolor.inference.onnx_export import FusionGraph, export_onnx, placement_inputs
+from instcolor.inference.onnx_export import (
+    FusionGraph,
+    export_onnx,
+    model_fingerprint,
+    placement_input_names,
+    placement_inputs,
+)
+from instcolor.inference.preprocess import prepare
 from instcolor.inference.quantization import calibration_samples
 from instcolor.inference.runtime import RuntimeOptions, prepare_model
+from instcolor.models.fusion import paste_instances_batched
+from instcolor.models.model import network_input
 from tests.support.helpers import gradient_image, tiny_model
 
 SIZE = 32
@@ -29,12 +37,15 @@ def inputs(count):
     return sample.full, crops, box_info
 
 
+def fp32_runtimes(make_model, cache):
+    """torch fp32 and ONNX Runtime fp32 runtimes of the same weights."""
+    torch_rt = prepare_model(make_model(), "cpu", RuntimeOptions(precision="fp32"), SIZE)
+    return torch_rt, ort_runtime(make_model(), "cpu", RuntimeOptions(precision="fp32"), SIZE, cache=cache)
+
+
 @pytest.fixture(scope="module")
 def runtimes(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("onnx")
-    torch_rt = prepare_model(tiny_model(), "cpu", RuntimeOptions(precision="fp32"), SIZE)
-    ort_rt = ort_runtime(tiny_model(), "cpu", RuntimeOptions(precision="fp32"), SIZE, cache=cache)
-    return torch_rt, ort_rt
+    return fp32_runtimes(tiny_model, tmp_path_factory.mktemp("onnx"))
 
 
 @pytest.mark.parametrize("count", [0, 1, 3, 8])
@@ -66,20 +77,18 @@ def test_export_writes_graphs_and_a_model_card(tmp_path):
     assert "opset 17" in (tmp_path / "MODEL_CARD.md").read_text()
 
 
-def test_confined_rule_plugs_in_as_log_support_inputs():
+def test_log_support_of_zero_is_the_reference_rule():
     model = tiny_model().eval()
     full, crops, box_info = inputs(2)
     placements = placement_inputs(box_info, SIZE)
-    tensors = []
-    for stride in (1, 2, 4, 8):
-        tensors += [torch.from_numpy(placements[f"{k}_s{stride}"]) for k in ("taps", "tap_weights", "inside")]
+    tensors = [torch.from_numpy(placements[name]) for name in placement_input_names()]
+    zeros = []
+    for i, stride in enumerate((1, 2, 4, 8)):
+        g = SIZE // stride
+        zeros += tensors[3 * i : 3 * i + 3] + [torch.zeros(2, 1, g, g)]
     with torch.no_grad():
         reference = model(full, crops, box_info)
         plain = FusionGraph(model)(full, crops, *tensors)
-        zeros = []
-        for i, stride in enumerate((1, 2, 4, 8)):
-            g = SIZE // stride
-            zeros += tensors[3 * i : 3 * i + 3] + [torch.zeros(2, 1, g, g)]
         supported = FusionGraph(model, supports=True)(full, crops, *zeros)
     assert float((plain - reference).abs().max()) < 1e-5
     assert float((supported - reference).abs().max()) < 1e-5  # log(1) = 0 everywhere: the reference rule
@@ -127,14 +136,144 @@ def test_colorizer_on_onnxruntime_matches_torch(tmp_path, monkeypatch):
     assert np.abs(auto(image, boxes=boxes).ab - on_torch.ab).max() <= 110 * 1e-4
 
 
-def test_confined_weights_stay_on_torch():
-    import torch
+# ----------------------------------------------------------------------------- the confined rule
 
-    from instcolor.inference.backends import check_fusion_rule, choose_backend
-    from instcolor.inference.runtime import FAST_FP32
-    from tests.support.helpers import tiny_model
+GREY = torch.from_numpy(gradient_image(96, 80, seed=3)[..., 0].astype(np.float32) / 255.0 - 0.5)[None, None]
+BOXES = {
+    "boxes": np.array([[4, 4, 40, 30], [50, 40, 79, 95], [30, 60, 45, 90]], np.float32),
+    "overlapping boxes": np.array([[4, 4, 40, 30], [12, 10, 60, 44], [20, 20, 70, 80]], np.float32),
+    "whole-image and tiny boxes": np.array([[0, 0, 80, 96], [77, 93, 80, 96], [0, 50, 3, 53]], np.float32),
+}
 
-    model = tiny_model().set_fusion_rule("confined")
-    with pytest.raises(ValueError, match="reference fusion rule only"):
-        check_fusion_rule(model)
-    assert choose_backend(model, torch.device("cpu"), FAST_FP32, 64, measure=lambda *a: pytest.fail("measured")) == "torch"
+
+def masks_for(boxes):
+    masks = np.zeros((len(boxes), 96, 80), bool)
+    for mask, (x1, y1, x2, y2) in zip(masks, boxes.astype(int)):
+        mask[y1 : (y1 + y2) // 2 + 1, x1 : max(x2 - 3, x1 + 1)] = True  # the upper part of each box
+    return masks
+
+
+def confined_model():
+    return tiny_model().set_fusion_rule("confined")
+
+
+@pytest.fixture(scope="module")
+def confined_runtimes(tmp_path_factory):
+    return fp32_runtimes(confined_model, tmp_path_factory.mktemp("onnx-confined"))
+
+
+def fuse(runtime, boxes, masks=None):
+    prepared = prepare(GREY, boxes, SIZE, masks=masks)
+    full, crops = network_input(prepared.full), network_input(prepared.crops)
+    with torch.inference_mode():
+        return runtime.run_fusion(runtime.cast(full), runtime.cast(crops), prepared.box_info, prepared.crop_masks)
+
+
+@pytest.mark.parametrize("with_masks", [False, True], ids=["box supports", "mask supports"])
+@pytest.mark.parametrize("layout", list(BOXES))
+def test_confined_rule_parity_with_torch(confined_runtimes, runtimes, layout, with_masks):
+    torch_rt, ort_rt = confined_runtimes
+    boxes = BOXES[layout]
+    masks = masks_for(boxes) if with_masks else None
+    want, got = fuse(torch_rt, boxes, masks), fuse(ort_rt, boxes, masks)
+    assert float((got - want).abs().max()) <= 1e-4
+    other = fuse(runtimes[1], boxes, masks)  # the reference rule's graph: a different result
+    assert float((other - want).abs().max()) > 1e-3
+    if with_masks:  # and the masks made a difference
+        assert float((fuse(ort_rt, boxes) - got).abs().max()) > 1e-3
+
+
+def test_confined_graph_takes_log_supports_with_minus_infinity(confined_runtimes, tmp_path):
+    _, ort_rt = confined_runtimes
+    card = json.loads((ort_rt.folder / "model_card.json").read_text())
+    assert card["fusion_rule"] == "confined" and card["support_feather"] == 0.125
+    names = [i.name for i in ort_rt.fusion_session.get_inputs()]
+    assert names == ["full_input", "crops", *placement_input_names(supports=True)]
+    assert [t["name"] for t in card["graphs"]["fusion.onnx"]["inputs"]] == names
+    boxes = BOXES["boxes"]
+    prepared = prepare(GREY, boxes, SIZE, masks=masks_for(boxes))
+    supports = ort_rt.model.fusion.supports(prepared.crop_masks, len(boxes), SIZE, prepared.full)
+    feeds = placement_inputs(prepared.box_info, SIZE, supports)
+    log_support = feeds["log_support_s1"]
+    assert log_support.shape == (3, 1, SIZE, SIZE) and np.isneginf(log_support).any() and (log_support == 0).any()
+    assert np.isfinite(fuse(ort_rt, boxes, masks_for(boxes)).numpy()).all()
+
+
+def test_exports_of_the_two_rules_do_not_share_a_cache_folder(confined_runtimes, runtimes):
+    assert confined_runtimes[1].folder.parent.name != runtimes[1].folder.parent.name
+    assert model_fingerprint(confined_model(), SIZE) != model_fingerprint(tiny_model(), SIZE)
+
+
+def test_ort_int8_runs_confined_weights(confined_runtimes, tmp_path):
+    torch_rt, _ = confined_runtimes
+    int8 = ort_runtime(confined_model(), "cpu", RuntimeOptions(precision="int8"), SIZE, cache=tmp_path)
+    assert json.loads((int8.folder / "model_card.json").read_text())["fusion_rule"] == "confined"
+    boxes = BOXES["overlapping boxes"]
+    want, got = fuse(torch_rt, boxes, masks_for(boxes)), fuse(int8, boxes, masks_for(boxes))
+    assert 0 < float((got - want).abs().mean()) * 110 < 5.0
+
+
+def test_auto_may_choose_onnxruntime_for_confined_weights(tmp_path):
+    def fake(model, device, options, size):
+        assert model.config.fusion_rule == "confined"
+        return [BackendTrial("torch", 2.0, 0.0), BackendTrial("onnxruntime", 1.0, 1e-6)]
+
+    options = RuntimeOptions(precision="fp32")
+    chosen = choose_backend(confined_model(), "cpu", options, SIZE, cache_path=tmp_path / "b.json", measure=fake)
+    assert chosen == "onnxruntime"
+
+
+def test_colorizer_runs_confined_weights_with_masks_on_onnxruntime(tmp_path, monkeypatch):
+    from instcolor.inference.pipeline import Colorizer
+
+    monkeypatch.setenv("INSTCOLOR_HOME", str(tmp_path))
+    image = gradient_image()
+    boxes = np.array([[4, 4, 40, 30], [20, 10, 60, 44]], np.float32)
+    masks = np.zeros((2, *image.shape[:2]), bool)
+    masks[0, 6:20, 8:30], masks[1, 14:40, 25:50] = True, True
+    on_torch = Colorizer(confined_model(), device="cpu", size=SIZE)(image, boxes=boxes, masks=masks)
+    colorizer = Colorizer(confined_model(), device="cpu", size=SIZE, backend="onnxruntime")
+    on_ort = colorizer(image, boxes=boxes, masks=masks)
+    assert on_ort.mode == "fusion" and np.abs(on_ort.ab - on_torch.ab).max() <= 110 * 1e-4
+
+
+# ----------------------------------------------------------------------------- memory
+
+
+def test_fusion_graph_pastes_only_logits_for_all_instances_at_once(monkeypatch):
+    from instcolor.inference import onnx_export
+
+    pasted = []
+
+    def recording(logits, features, *args, **kwargs):
+        pasted.append((logits.shape[1], features))
+        return paste_instances_batched(logits, features, *args, **kwargs)
+
+    monkeypatch.setattr(onnx_export, "paste_instances_batched", recording)
+    model = tiny_model().eval()
+    full, crops, box_info = inputs(3)
+    placements = placement_inputs(box_info, SIZE)
+    with torch.no_grad():
+        got = FusionGraph(model)(full, crops, *(torch.from_numpy(placements[n]) for n in placement_input_names()))
+        want = model(full, crops, box_info)
+    assert float((got - want).abs().max()) < 1e-5
+    assert pasted == [(1, None)] * 13  # features are pasted one instance at a time (fuse_instances)
+
+
+def test_fusion_graph_runs_the_instance_net_in_step_with_fusion(runtimes):
+    import onnx
+
+    graph = onnx.load(str(runtimes[1].folder / "fusion.onnx")).graph
+    loops = [n for n in graph.node if n.op_type == "Loop"]
+    assert len(loops) == 13  # one per fusion layer: fuse_instances
+    loop_counts = {n.output[1] for n in loops}
+    producers = {out: n for n in graph.node for out in n.output}
+
+    def depends_on_a_loop(name, seen=()):
+        node = producers.get(name)
+        if node is None or name in seen:
+            return False
+        return any(i in loop_counts or depends_on_a_loop(i, (*seen, name)) for i in node.input)
+
+    waiting = [n for n in graph.node if n.op_type == "Reshape" and depends_on_a_loop(n.input[1])]
+    assert len(waiting) == 12  # every instance stage after the first waits for the previous fusion layer

@@ -68,11 +68,11 @@ def test_bad_setting_and_label_count_are_errors():
 
 
 def test_onnx_paths_refuse_class_aware_weights(tmp_path):
-    from instcolor.inference.backends import check_fusion_rule
+    from instcolor.inference.backends import check_class_blind
     from instcolor.inference.onnx_export import export_onnx
 
     with pytest.raises(ValueError, match="class-aware"):
-        check_fusion_rule(tiny_class_aware_model(0))
+        check_class_blind(tiny_class_aware_model(0))
     with pytest.raises(ValueError, match="class-aware"):
         export_onnx(tiny_class_aware_model(0), tmp_path)
-    check_fusion_rule(tiny_model(0))  # class-blind reference-rule weights are fine
+    check_class_blind(tiny_model(0))  # class-blind weights are fine

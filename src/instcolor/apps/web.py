@@ -2,17 +2,22 @@
 
 Upload one or several photos, colorize them, compare before and after with a slider (full
 resolution; the fullscreen button zooms), download each result at full resolution in its input's
-format (and a zip of all), see the detected instances drawn on the photo, remove instances or add a
-box by its coordinates, and rerun. Uploads are capped in bytes and megapixels; a bad file gives one
+format (and a zip of all), see the detected instances drawn on the photo, remove instances, add a
+box by dragging the mouse over that photo (or by typing its coordinates), and rerun. Uploads are capped in bytes and megapixels; a bad file gives one
 line, never a crash. The page loads nothing from the internet (system fonts, no analytics).
 
 The work is done by plain functions (:func:`check_upload`, :func:`colorize_photo`,
-:func:`colorize_batch`, :func:`rerun_photo`) so it can be tested without a browser; :func:`build_app`
-wires them into gradio and :func:`launch` serves the page.
+:func:`colorize_batch`, :func:`add_drawn_box`, :func:`rerun_photo`) so it can be tested without a
+browser; :func:`build_app` wires them into gradio and :func:`launch` serves the page. Drawing is
+the page's only script of its own (:data:`DRAW_BOX_JS`, inline, no external file): a drag over the
+instances photo shows a rubber band and, on release, sends ``"x1, y1, x2, y2"`` in the photo's
+pixels to the server through a hidden text box and button; the box joins the instance list, ticked,
+and the next rerun uses it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import zipfile
@@ -26,6 +31,67 @@ from PIL import Image, ImageDraw, UnidentifiedImageError
 from instcolor.inference.pipeline import Colorizer, ColorizeResult
 from instcolor.instances import Instances
 from instcolor.io import decode_image, open_image, save_image
+
+#: Drawing a box with the mouse on the instances photo (``#overlay``): a rubber band while dragging,
+#: then ``"x1, y1, x2, y2"`` in the photo's own pixels (the image may be shown scaled and letterboxed)
+#: goes into the hidden ``#drawn-box`` text box and the hidden ``#draw-add`` button sends it.
+DRAW_BOX_JS = r"""
+() => {
+  if (window.instcolorDrawBoxes) return;
+  window.instcolorDrawBoxes = true;
+  let drag = null;
+  const clamp = (v, lo, hi) => Math.min(Math.max(v, lo), hi);
+  // where the picture's pixels are on screen, for any object-fit (gradio shows it scaled down)
+  const placement = (img) => {
+    const r = img.getBoundingClientRect(), nw = img.naturalWidth, nh = img.naturalHeight;
+    const fit = getComputedStyle(img).objectFit;
+    let sx = r.width / nw, sy = r.height / nh;
+    if (fit === "contain" || fit === "scale-down") { sx = sy = Math.min(sx, sy, fit === "scale-down" ? 1 : Infinity); }
+    else if (fit === "cover") { sx = sy = Math.max(sx, sy); }
+    else if (fit === "none") { sx = sy = 1; }
+    const w = nw * sx, h = nh * sy;
+    return { left: r.left + (r.width - w) / 2, top: r.top + (r.height - h) / 2, w, h, sx, sy, nw, nh };
+  };
+  const corner = (p, event) => [clamp(event.clientX, p.left, p.left + p.w), clamp(event.clientY, p.top, p.top + p.h)];
+  const place = (band, a, b) => Object.assign(band.style, {
+    left: Math.min(a[0], b[0]) + "px", top: Math.min(a[1], b[1]) + "px",
+    width: Math.abs(b[0] - a[0]) + "px", height: Math.abs(b[1] - a[1]) + "px",
+  });
+  document.addEventListener("mousedown", (event) => {
+    const img = event.target;
+    if (event.button !== 0 || !(img instanceof HTMLImageElement) || !img.closest("#overlay") || !img.naturalWidth) return;
+    const p = placement(img);
+    if (event.clientX < p.left || event.clientX > p.left + p.w || event.clientY < p.top || event.clientY > p.top + p.h) return;
+    event.preventDefault();
+    event.stopPropagation();
+    const band = document.createElement("div");
+    band.id = "draw-band";
+    Object.assign(band.style, { position: "fixed", border: "2px dashed #ff3b30", background: "rgba(255, 59, 48, 0.15)",
+                                pointerEvents: "none", zIndex: 10000 });
+    document.body.appendChild(band);
+    drag = { p, start: corner(p, event), band };
+    place(band, drag.start, drag.start);
+  }, true);
+  document.addEventListener("mousemove", (event) => {
+    if (drag) place(drag.band, drag.start, corner(drag.p, event));
+  }, true);
+  document.addEventListener("mouseup", (event) => {
+    if (!drag) return;
+    const { p, start, band } = drag;
+    drag = null;
+    band.remove();
+    const end = corner(p, event);
+    if (Math.abs(end[0] - start[0]) < 4 || Math.abs(end[1] - start[1]) < 4) return;  // a click, not a box
+    const x = [start[0], end[0]].map((v) => clamp((v - p.left) / p.sx, 0, p.nw)).sort((a, b) => a - b);
+    const y = [start[1], end[1]].map((v) => clamp((v - p.top) / p.sy, 0, p.nh)).sort((a, b) => a - b);
+    const field = document.querySelector("#drawn-box textarea, #drawn-box input");
+    field.value = [x[0], y[0], x[1], y[1]].map((v) => Math.round(v)).join(", ");
+    field.dispatchEvent(new Event("input", { bubbles: true }));
+    setTimeout(() => document.querySelector("#draw-add").click(), 50);
+  }, true);
+}
+"""
+DRAW_BOX_CSS = "#overlay img { cursor: crosshair; }"
 
 BOX_COLOURS = [(255, 210, 0), (0, 200, 255), (255, 80, 160), (120, 255, 80), (255, 140, 0), (180, 120, 255)]
 
@@ -52,10 +118,19 @@ class PhotoResult:
     output: str
     result: ColorizeResult
     before: Image.Image = field(repr=False)
+    drawn: tuple[tuple[float, float, float, float], ...] = ()  # boxes drawn since the last run
 
     @property
     def instances(self) -> Instances:
-        return self.result.instances
+        """The instances of the last run, then the boxes drawn since (label ``"drawn"``, score 1)."""
+        if not self.drawn:
+            return self.result.instances
+        used = self.result.instances
+        return Instances(
+            boxes=np.concatenate([used.boxes.reshape(-1, 4), np.asarray(self.drawn, np.float32)]).astype(np.float32),
+            scores=np.concatenate([used.scores, np.ones(len(self.drawn), np.float32)]).astype(np.float32),
+            labels=list(used.labels) + ["drawn"] * len(self.drawn),
+        )
 
 
 def check_upload(path: str | os.PathLike, limits: PageLimits) -> tuple[int, int]:
@@ -152,6 +227,12 @@ def colorize_photo(
     output = _output_path(Path(folder), source)
     save_image(result.image, output)
     return PhotoResult(name=source.name, source=str(source), output=str(output), result=result, before=before.convert("RGB"))
+
+
+def add_drawn_box(photo: PhotoResult, text: str) -> PhotoResult:
+    """``photo`` with one more box, ``"x1, y1, x2, y2"`` in its pixels (drawn with the mouse), for the next rerun."""
+    width, height = photo.before.size
+    return dataclasses.replace(photo, drawn=(*photo.drawn, tuple(parse_box(text, width, height))))
 
 
 def rerun_photo(
@@ -311,6 +392,20 @@ def build_app(colorizer: Colorizer, title: str = "instcolor", limits: PageLimits
         downloads = [p.output for p in results]
         return results, compare, overlay, downloads, keep_update, "", "rerun " + photo_status(new)
 
+    def draw(results, name, kept, text):
+        photo = next((p for p in results or [] if p.name == name), None)
+        if photo is None:
+            return results, gr.update(), gr.update(), "", "colorize a photo first"
+        try:
+            new = add_drawn_box(photo, text or "")
+        except UploadError as err:
+            return results, gr.update(), gr.update(), "", str(err)
+        results = [new if p.name == name else p for p in results]
+        names = instance_names(new.instances)
+        ticked = [k for k in kept or [] if k in names] + [names[-1]]
+        return (results, draw_instances(new.before, new.instances), gr.update(choices=names, value=ticked), "",
+                f"box {names[-1]} added: rerun to use it")
+
     with gr.Blocks(title=title, analytics_enabled=False) as page:
         gr.Markdown(
             f"# {title}\nInstance-aware colorization of grey photos. Weights: {source}. "
@@ -332,25 +427,30 @@ def build_app(colorizer: Colorizer, title: str = "instcolor", limits: PageLimits
                                          buttons=["download", "fullscreen"], elem_id="compare", max_height=700)
         with gr.Row():
             with gr.Column(scale=2):
-                overlay = gr.Image(label="instances used", type="pil", format="png", interactive=False,
-                                   elem_id="overlay")
+                overlay = gr.Image(label="instances (drag on the photo to draw a box)", type="pil", format="png",
+                                   interactive=False, elem_id="overlay")
             with gr.Column(scale=1):
                 keep = gr.CheckboxGroup(label="instances (untick to remove)", choices=[], elem_id="keep")
                 add_box = gr.Textbox(label="add a box: x1, y1, x2, y2 in pixels of the photo",
                                      placeholder="e.g. 40, 10, 300, 420", elem_id="add-box")
                 rerun_button = gr.Button("Rerun with these instances", elem_id="rerun")
+                drawn_box = gr.Textbox(visible="hidden", elem_id="drawn-box")  # filled by DRAW_BOX_JS
+                draw_button = gr.Button(visible="hidden", elem_id="draw-add")
         run.click(run_batch, inputs=[files, mode],
                   outputs=[results_state, compare, overlay, downloads, keep, picker, status])
         picker.input(pick, inputs=[results_state, picker], outputs=[compare, overlay, keep])
         rerun_button.click(rerun, inputs=[results_state, picker, keep, add_box, mode],
                            outputs=[results_state, compare, overlay, downloads, keep, add_box, status])
+        draw_button.click(draw, inputs=[results_state, picker, keep, drawn_box],
+                          outputs=[results_state, overlay, keep, drawn_box, status])
     page.instcolor_limits = limits
     return page
 
 
 def launch(page, host: str = "127.0.0.1", port: int | None = 7860, **kwargs):
-    """Serve ``page`` offline on ``host:port`` (loopback unless told otherwise); gradio's own upload cap
-    is twice the page's so that only absurd uploads are cut off before the page's message."""
+    """Serve ``page`` offline on ``host:port`` (loopback unless told otherwise), with box drawing
+    (:data:`DRAW_BOX_JS`); gradio's own upload cap is twice the page's so that only absurd uploads are
+    cut off before the page's message."""
     limits = getattr(page, "instcolor_limits", PageLimits())
     return page.launch(
         server_name=host,
@@ -359,5 +459,7 @@ def launch(page, host: str = "127.0.0.1", port: int | None = 7860, **kwargs):
         theme=offline_theme(),
         max_file_size=2 * limits.max_bytes,
         footer_links=[],
+        js=DRAW_BOX_JS,
+        css=DRAW_BOX_CSS,
         **kwargs,
     )

@@ -92,8 +92,9 @@ def quantize_graphs(src: Path, dst: Path, size: int) -> None:
 
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-    from instcolor.inference.onnx_export import CARD_FILE, FULL_FILE, FUSION_FILE, placement_inputs
+    from instcolor.inference.onnx_export import CARD_FILE, FULL_FILE, FUSION_FILE, fusion_feeds
     from instcolor.inference.quantization import calibration_samples
+    from instcolor.models.fusion import instance_supports
 
     samples = calibration_samples(size)
 
@@ -104,18 +105,21 @@ def quantize_graphs(src: Path, dst: Path, size: int) -> None:
         def get_next(self):
             return next(self.feeds, None)
 
+    card = json.loads((src / CARD_FILE).read_text())
     full_feeds = [{"input": s.full.numpy()} for s in samples]
-    fusion_feeds = [
-        {"full_input": s.full.numpy(), "crops": s.crops.numpy(), **placement_inputs(s.box_info, size)} for s in samples
-    ]
+    fusion_inputs = []
+    for s in samples:
+        supports = None
+        if card.get("fusion_rule") == "confined":  # boxes only, as torch int8 calibrates
+            supports = instance_supports(None, len(s.crops), size, card["support_feather"], s.full)
+        fusion_inputs.append(fusion_feeds(s.full, s.crops, s.box_info, size, supports))
     dst.mkdir(parents=True, exist_ok=True)
-    for name, feeds in ((FULL_FILE, full_feeds), (FUSION_FILE, fusion_feeds)):
+    for name, feeds in ((FULL_FILE, full_feeds), (FUSION_FILE, fusion_inputs)):
         quantize_static(
             str(src / name), str(dst / name), Reader(feeds), quant_format=QuantFormat.QDQ,
             op_types_to_quantize=["Conv"], per_channel=True, activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
         )  # fmt: skip
-    card = json.loads((src / CARD_FILE).read_text())
     card["quantization"] = "onnxruntime static QDQ: per-channel int8 Conv weights, uint8 activations"
     (dst / CARD_FILE).write_text(json.dumps(card, indent=1) + "\n")
     shutil.copy(src / "MODEL_CARD.md", dst / "MODEL_CARD.md")
@@ -146,7 +150,7 @@ class OrtRuntime:
         session_options = ort.SessionOptions()
         session_options.intra_op_num_threads = torch.get_num_threads()
         session_options.log_severity_level = 3
-        # the fusion graph's pastes are (N, C, s, s) per layer: without the arena, freed at once
+        # without the arena, large activations (the instances' full-resolution maps) are freed at once
         session_options.enable_cpu_mem_arena = False
         self.providers = self.providers or ort_providers(self.device)
         self.full_session = ort.InferenceSession(str(self.folder / FULL_FILE), session_options, providers=self.providers)
@@ -179,22 +183,22 @@ class OrtRuntime:
         crop_masks: torch.Tensor | None = None,
         crop_classes: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The fused ab; ``crop_masks`` and ``crop_classes`` are ignored (the reference rule on
-        class-blind weights, see :func:`check_fusion_rule`)."""
-        from instcolor.inference.onnx_export import placement_inputs
+        """The fused ab ``(1, 2, S, S)``; ``crop_masks`` ``(N, 1, S, S)`` confine instances as in torch;
+        ``crop_classes`` are ignored: the graphs run class-blind weights only (:func:`check_class_blind`).
 
-        feeds = {"full_input": full_input.numpy(), "crops": crops.numpy(), **placement_inputs(box_info, self.size)}
-        (ab,) = self.fusion_session.run(None, feeds)
+        For weights with the confined rule the instance supports are computed here, on the host,
+        by the model's own :meth:`~instcolor.models.fusion.FusionNet.supports`, and enter the
+        graph as ``log_support_s{k}``; the reference rule ignores ``crop_masks``, as torch does.
+        """
+        from instcolor.inference.onnx_export import fusion_feeds
+
+        supports = self.model.fusion.supports(crop_masks, len(crops), crops.shape[-1], full_input)
+        (ab,) = self.fusion_session.run(None, fusion_feeds(full_input, crops, box_info, self.size, supports))
         return torch.from_numpy(ab).to(self.device)
 
 
-def check_fusion_rule(model: InstColorModel) -> None:
-    """The exported graphs fuse by the reference rule without classes; other weights cannot run there yet."""
-    if model.config.fusion_rule != "reference":
-        raise ValueError(
-            f"the onnxruntime backend runs the reference fusion rule only; these weights fuse by the "
-            f"{model.config.fusion_rule!r} rule: use --backend torch (or --fusion-rule reference)"
-        )
+def check_class_blind(model: InstColorModel) -> None:
+    """The exported graphs take no instance classes: class-aware weights cannot run there yet."""
     if model.config.class_aware:
         raise ValueError(
             "the onnxruntime backend runs class-blind weights only; these are class-aware: use --backend torch"
@@ -206,7 +210,7 @@ def ort_runtime(
 ) -> OrtRuntime:
     device = torch.device(device)
     check_backend("onnxruntime", options.precision, device)
-    check_fusion_rule(model)
+    check_class_blind(model)
     model = model.cpu().float().eval()
     folder = exported_graphs(model, size, options.precision, cache)
     return OrtRuntime(model=model, options=options, device=device, folder=folder, size=size)
@@ -287,7 +291,7 @@ def choose_backend(
     device = torch.device(device)
     if options.precision not in ORT_PRECISIONS or not ort_available() or options.compile or options.cuda_graphs:
         return "torch"
-    if model.config.fusion_rule != "reference" or model.config.class_aware:  # what the exported graphs cannot run
+    if model.config.class_aware:  # the exported graphs take no instance classes
         return "torch"
     import onnxruntime as ort
 
@@ -296,7 +300,7 @@ def choose_backend(
     path = cache_path or onnx_home().parent / BACKEND_CACHE
     key = (
         f"{device_signature(device)}|torch {torch.__version__}|onnxruntime {ort.__version__}|"
-        f"width {model.config.width}|size {size}|{options.precision}"
+        f"width {model.config.width}|{model.config.fusion_rule} rule|size {size}|{options.precision}"
     )
     cache = read_cache(path)
     entry = cache.get(key)

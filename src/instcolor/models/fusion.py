@@ -248,27 +248,33 @@ class GridPlacement:
 
 def paste_instances_batched(
     logits: torch.Tensor,
-    features: torch.Tensor,
-    box_info: torch.Tensor,
+    features: torch.Tensor | None,
+    box_info: torch.Tensor | None,
     grid_hw: Sequence[int],
     placement: GridPlacement | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`paste_instances` for all instances at once: bilinear gathers, no loop over boxes."""
-    n, channels, height, width = features.shape
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`paste_instances` for all instances at once: bilinear gathers, no loop over boxes.
+
+    ``features=None`` pastes the logits alone (the features returned are None then); ``box_info``
+    may be None when ``placement`` is given.
+    """
     k = logits.shape[1]
+    both = logits if features is None else torch.cat([logits.to(features.dtype), features], dim=1)
+    n, channels, height, width = both.shape
     grid_h, grid_w = int(grid_hw[0]), int(grid_hw[1])
-    both = torch.cat([logits.to(features.dtype), features], dim=1)
     if placement is None:
-        placement = GridPlacement.of(box_info, grid_hw, (height, width), features.device)
+        placement = GridPlacement.of(box_info, grid_hw, (height, width), both.device)
     r0, r1, u0, u1 = placement.rows
     c0, c1, v0, v1 = placement.cols
     dtype = both.dtype
-    expand_rows = (n, channels + k, grid_h, width)
+    expand_rows = (n, channels, grid_h, width)
     rows = both.gather(2, r0[:, None, :, None].expand(expand_rows)) * u0[:, None, :, None].to(dtype)
     rows += both.gather(2, r1[:, None, :, None].expand(expand_rows)) * u1[:, None, :, None].to(dtype)
-    expand_cols = (n, channels + k, grid_h, grid_w)
+    expand_cols = (n, channels, grid_h, grid_w)
     pasted = rows.gather(3, c0[:, None, None, :].expand(expand_cols)) * v0[:, None, None, :].to(dtype)
     pasted += rows.gather(3, c1[:, None, None, :].expand(expand_cols)) * v1[:, None, None, :].to(dtype)
+    if features is None:
+        return pasted, None
     return pasted[:, :k].to(logits.dtype), pasted[:, k:]
 
 
