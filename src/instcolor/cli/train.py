@@ -4,6 +4,7 @@
     instcolor train --stage instance --data photos/ --boxes boxes.json --init runs/full --out runs/instance
     instcolor train --stage fusion --data photos/ --boxes boxes.json --init runs/instance --out runs/fusion
     instcolor train --resume --out runs/fusion            # after an interruption
+    instcolor train --stage full --hints ...               # with random colour hints (each stage)
     torchrun --nproc-per-node 4 -m instcolor.cli train --stage full --data photos/ --out runs/full
 
 Settings come from the defaults (the reference's), then ``--config`` (JSON or TOML with the
@@ -72,6 +73,12 @@ def train_command(
     fusion_masks: bool | None = typer.Option(
         None, "--fusion-masks/--no-fusion-masks", help="stage 3 uses the boxes file's masks (default: on)"
     ),
+    hints: bool | None = typer.Option(
+        None, "--hints/--no-hints", help="train with random colour hints from the ground truth (default: off)"
+    ),
+    no_hint_share: float | None = typer.Option(
+        None, help="with --hints, the share of samples given no hint at all (default: 0.25)"
+    ),
     precision: Precision | None = typer.Option(
         None, help="fp32, bf16 (CPU/CUDA), fp16 (CUDA), or fp64 for numerical checks (default: fp32)"
     ),
@@ -109,6 +116,8 @@ def train_command(
         "fusion_rule": fusion_rule,
         "fusion_init": fusion_init,
         "fusion_masks": fusion_masks,
+        "hints": hints,
+        "no_hint_share": no_hint_share,
         "precision": precision.value if precision else None,
         "compile": compile,
         "device": device,
