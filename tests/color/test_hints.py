@@ -154,9 +154,9 @@ def test_training_hints_reveal_the_mean_colour_of_their_patch():
     hints = draw_training_hints(target, (size, size), torch.Generator().manual_seed(3), count=5)
     assert len(hints) == 5
     for rect, ab in zip(hints.rects, hints.ab):
-        x1, y1, x2, y2 = (int(round(v)) for v in rect)
+        x1, y1, x2, y2 = (round(v) for v in rect)
         assert 1 <= x2 - x1 <= 9 and x2 - x1 == y2 - y1
         np.testing.assert_allclose(ab, target[:, y1:y2, x1:x2].mean(dim=(1, 2)).numpy() * AB_SCALE, rtol=1e-5)
     planes = hint_planes(hints, (0, 0, size, size), size)
-    x1, y1, x2, y2 = (int(round(v)) for v in hints.rects[-1])
+    x1, y1, x2, y2 = (round(v) for v in hints.rects[-1])
     torch.testing.assert_close(planes[0, :2, y1:y2, x1:x2].mean(dim=(1, 2)), torch.from_numpy(hints.ab[-1] / AB_SCALE))

@@ -68,7 +68,7 @@ def test_no_hint_share_one_gives_plain_inputs(scenes):
 
 
 def test_train_with_hints_records_it_in_the_weights(scenes, tmp_path):
-    folder, _, boxes = scenes
+    folder, _, _ = scenes
     config = TrainConfig(
         data=[str(folder)], out=str(tmp_path / "run"), stage="full", width=0.0625, size=32, batch_size=2,
         max_steps=2, num_workers=0, threads=1, progress=False, hints=True,

@@ -37,9 +37,9 @@ from torch.utils.data import Dataset, Sampler
 from torchvision.transforms import RandomResizedCrop
 
 from instcolor.color import AB_SCALE, lightness, normalize_ab, normalize_l, rgb_to_grey, rgb_to_lab
-from instcolor.color.hints import NO_HINT_SHARE, Hints, draw_training_hints, grid_hints
+from instcolor.color.hints import NO_HINT_SHARE, draw_training_hints, grid_hints
 from instcolor.geometry import sanitize_boxes
-from instcolor.inference.preprocess import prepare, resize
+from instcolor.inference.preprocess import prepare
 from instcolor.instances import Instances, lookup_instances, mask_to_rle, rle_to_mask
 from instcolor.io import atomic_write_bytes, decode_image, find_images
 from instcolor.models.model import hinted_input
@@ -266,13 +266,11 @@ class ColorizationDataset(Dataset):
         rgb = torch.from_numpy(decode_image(item.path).rgb).permute(2, 0, 1)[None]
         generator = torch.Generator().manual_seed(sample_seed(self.seed, epoch, index))
         if self.stage == "full":
-            view = self._augment(rgb, generator)
-            return self._single(view, self._draw_hints(view, generator) if self.hints else None)
+            return self._single(self._augment(rgb, generator), generator)
         if self.stage == "instance":  # hints drawn on the crop, the instance net's whole input
             choice = int(torch.randint(len(item.boxes), (1,), generator=generator))
             x1, y1, x2, y2 = _box_region(item.boxes[choice], rgb.shape[-2:])
-            view = self._augment(rgb[..., y1:y2, x1:x2], generator)
-            return self._single(view, self._draw_hints(view, generator) if self.hints else None)
+            return self._single(self._augment(rgb[..., y1:y2, x1:x2], generator), generator)
         masks = None if item.masks is None else np.stack([rle_to_mask(m) for m in item.masks])
         return self._fusion(rgb, item.boxes, generator, masks)
 
@@ -302,15 +300,20 @@ class ColorizationDataset(Dataset):
     def _is_colour(self, target: torch.Tensor) -> bool:
         return bool(ab_range(target * AB_SCALE)[0] >= self.ab_threshold)
 
-    def _draw_hints(self, rgb: torch.Tensor, generator: torch.Generator, target: torch.Tensor | None = None) -> Hints:
-        """Training hints of a ``(1, 3, h, w)`` image, in its pixels (``target``: its ab / 110 at ``S x S``)."""
-        if target is None:
-            target = resize(normalize_ab(rgb_to_lab(rgb)[:, 1:]), self.size)[0]
-        return draw_training_hints(target, (rgb.shape[-1], rgb.shape[-2]), generator, no_hint_share=self.no_hint_share)
+    def _hint_planes(
+        self, image_size: tuple[int, int], target: torch.Tensor, boxes: np.ndarray, generator: torch.Generator
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Random hints of an image of ``(width, height)`` whose ab / 110 on the network grid is
+        ``target`` ``(2, S, S)``: its planes and those of the crops of ``boxes`` (:func:`grid_hints`)."""
+        hints = draw_training_hints(target, image_size, generator, no_hint_share=self.no_hint_share)
+        return grid_hints(hints, image_size, boxes, self.size)
 
-    def _single(self, rgb: torch.Tensor, hints: Hints | None = None) -> Sample:
+    def _single(self, rgb: torch.Tensor, generator: torch.Generator) -> Sample:
         full = prepare(self._lab_stack(rgb), None, self.size).full
-        planes, _ = grid_hints(hints, (rgb.shape[-1], rgb.shape[-2]), np.zeros((0, 4), np.int64), self.size)
+        planes = None
+        if self.hints:
+            no_boxes = np.zeros((0, 4), np.int64)
+            planes, _ = self._hint_planes((rgb.shape[-1], rgb.shape[-2]), full[0, 1:], no_boxes, generator)
         return Sample(
             input=hinted_input(full[:, :1], planes)[0], target=full[0, 1:], valid=self._is_colour(full[:, 1:])
         )
@@ -335,8 +338,7 @@ class ColorizationDataset(Dataset):
         prepared = prepare(self._lab_stack(rgb), kept, self.size, masks=masks)
         full_hints = crop_hints = None
         if self.hints:
-            hints = self._draw_hints(rgb, generator, prepared.full[0, 1:])
-            full_hints, crop_hints = grid_hints(hints, (width, height), prepared.boxes, self.size)
+            full_hints, crop_hints = self._hint_planes((width, height), prepared.full[0, 1:], prepared.boxes, generator)
         return Sample(
             input=hinted_input(prepared.full[:, :1], full_hints)[0],
             target=prepared.full[0, 1:],
