@@ -10,10 +10,10 @@ from instcolor.color.hints import (
     grid_hints,
     hint_planes,
     instance_hints,
-    parse_colour,
     parse_hints,
 )
 from instcolor.geometry import sanitize_boxes
+from instcolor.instances import parse_colour
 from instcolor.inference.preprocess import crop_and_resize
 
 
@@ -121,7 +121,7 @@ def test_parse_hints_maps_colours_to_lab_ab():
         ([{"xy": [1, 1], "colour": "#000000"}, {"xy": [65, 1], "colour": "#000000"}], "hint 2: point .* outside"),
         ([{"xy": [-1, 1], "colour": "#000000"}], "outside the 64x48 image"),
         ([{"xy": ["1", 1], "colour": "#000000"}], "'xy' must be two numbers"),
-        ([{"xy": [1, float("nan")], "colour": "#000000"}], "outside"),
+        ([{"xy": [1, float("nan")], "colour": "#000000"}], "finite"),
         ([{"xy": [1, 1]}], "no 'colour'"),
         ([{"xy": [1, 1], "colour": "blue"}], "hint 1: a colour must be"),
         ([{"xy": [1, 1], "colour": "#000000", "size": 3}], "unknown key"),

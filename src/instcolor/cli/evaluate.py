@@ -2,6 +2,7 @@
 
     instcolor evaluate --data photos/ --out report/
     instcolor evaluate --dataset cocostuff-val --root /data/cocostuff --boxes val_boxes.json --out report/
+    instcolor evaluate --data photos/ --hints 0,1,2,5,10,20 --out report/   # PSNR against hint points
 """
 
 from __future__ import annotations
@@ -74,6 +75,9 @@ def evaluate(
     preview: int = typer.Option(16, help="images shown in the contact sheet"),
     fusion_rule: FusionRuleChoice = typer.Option(FusionRuleChoice.auto, help=FUSION_RULE_HELP),
     masks: MasksChoice = typer.Option(MasksChoice.auto, help=MASKS_HELP),
+    hints: str | None = typer.Option(
+        None, "--hints", help="also PSNR with N hint points drawn from the ground truth, e.g. 0,1,2,5,10,20 (a table and hints.png)"
+    ),
 ) -> None:
     """Measure PSNR, SSIM, LPIPS, colourfulness and a Fréchet distance on colour photos.
 
@@ -92,10 +96,15 @@ def evaluate(
         raise fail(f"--dataset {dataset.value} needs --root DIR (see `instcolor evaluate --help`)", EXIT_USAGE)
     try:
         side = parse_resolution(resolution)
+        hint_points = ()
+        if hints is not None:
+            from instcolor.evaluation.hints import parse_points
+
+            hint_points = parse_points(hints)
         config = EvaluationConfig(
             resolution=side, max_instances=max_instances, min_box_side=min_box_side, lpips_weights=lpips_weights,
             inception_weights=inception_weights, download=download, lpips=lpips, fid=fid,
-            bootstrap_resamples=bootstrap, seed=seed, preview_images=preview,
+            bootstrap_resamples=bootstrap, seed=seed, preview_images=preview, hint_points=hint_points,
         )  # fmt: skip
     except (typer.BadParameter, ValueError) as err:
         raise fail(str(err), EXIT_USAGE) from None

@@ -91,3 +91,41 @@ def given_instances(entries, source: Path, relative: Path, max_instances: int, n
         return found
 
     return lookup
+
+
+def read_hints(path: Path) -> dict[str, list[dict]]:
+    """The checked hints file (:func:`instcolor.color.hints.read_hints_file`); a malformed one exits 2,
+    one line per image."""
+    from instcolor.color.hints import HintsFileError, read_hints_file
+
+    try:
+        return read_hints_file(path)
+    except HintsFileError as err:
+        console.print(f"[bold red]error:[/] {path}: malformed hints file", highlight=False)
+        for problem in err.problems:
+            console.print(f"  {problem}", highlight=False)
+        raise fail(f"fix or remove the {len(err.problems)} entr{'y' if len(err.problems) == 1 else 'ies'} above", EXIT_USAGE) from None
+    except OSError as err:
+        raise fail(f"cannot read hints file: {err}", EXIT_USAGE) from None
+
+
+def given_hints(entries: dict[str, list[dict]], source: Path, relative: Path) -> tuple[str | None, list[dict] | None]:
+    """``source``'s key and hints in a hints file (``(None, None)``: not in it), their points checked
+    against the image's size (read from its header).
+
+    Raises:
+        ValueError: a point outside the image (the message names the hint).
+    """
+    from instcolor.color.hints import check_hint_items
+    from instcolor.instances import lookup_key
+    from instcolor.io import image_size
+
+    key = lookup_key(entries, source, relative)
+    if key is None:
+        return None, None
+    try:
+        size = image_size(source)
+    except ValueError:
+        return key, entries[key]  # an unreadable image fails where it is colorized, like any other
+    check_hint_items(entries[key], size)
+    return key, entries[key]

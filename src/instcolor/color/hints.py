@@ -19,14 +19,17 @@ plus a share of samples with no hint at all.
 
 from __future__ import annotations
 
-import re
+import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from instcolor.color.lab import AB_SCALE, rgb_to_lab
+from instcolor.instances import Colour, parse_colour
 
 #: Side, in cells of the full-image network grid, of the patch a user's point hint covers.
 POINT_SIDE = 3
@@ -80,6 +83,10 @@ class Hints:
             np.concatenate([self.ab, other.ab]),
             np.concatenate([self.instance, other.instance]),
         )
+
+    def select(self, index) -> Hints:
+        """The hints at ``index`` (indices, a slice or a bool array)."""
+        return Hints(self.rects[index], self.ab[index], self.instance[index])
 
     def moved(self, window: tuple[int, int, int, int], flip: bool = False) -> Hints:
         """The hints inside a crop window ``(top, left, height, width)`` in its pixels, mirrored when flipped.
@@ -177,26 +184,7 @@ def grid_hints(
 # -- user hints
 
 
-_HEX = re.compile(r"#?([0-9a-fA-F]{6})")
-
-
-def parse_colour(value) -> tuple[int, int, int]:
-    """``"#rrggbb"`` or ``[r, g, b]`` (integers 0-255) -> ``(r, g, b)``; ValueError naming what is wrong."""
-    if isinstance(value, str):
-        match = _HEX.fullmatch(value.strip())
-        if not match:
-            raise ValueError(f"a colour must be '#rrggbb' or [r, g, b], got {value!r:.40}")
-        digits = match.group(1)
-        return int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16)
-    if (
-        isinstance(value, (list, tuple)) and len(value) == 3
-        and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in value)
-    ):  # fmt: skip
-        return int(value[0]), int(value[1]), int(value[2])
-    raise ValueError(f"a colour must be '#rrggbb' or [r, g, b] with integers 0-255, got {value!r:.40}")
-
-
-def colours_ab(colours: Sequence[tuple[int, int, int]]) -> np.ndarray:
+def colours_ab(colours: Sequence[Colour]) -> np.ndarray:
     """8-bit sRGB colours -> ``(K, 2)`` float32 Lab a*, b* (their lightness is the image's, not theirs)."""
     if not len(colours):
         return np.zeros((0, 2), np.float32)
@@ -216,22 +204,21 @@ def point_rect(x: float, y: float, image_size: tuple[int, int], size: int, side:
     return [x1, y1, x2, y2]
 
 
-def parse_hints(items, image_size: tuple[int, int], size: int = 256) -> Hints:
-    """User hints ``[{"xy": [x, y], "colour": "#rrggbb" or [r, g, b]}, ...]`` in image pixels -> :class:`Hints`.
+def check_hint_items(items, image_size: tuple[int, int] | None = None) -> list[tuple[float, float, Colour]]:
+    """Check user hints ``[{"xy": [x, y], "colour": "#rrggbb" or [r, g, b]}, ...]``: ``[(x, y, rgb)]``.
 
-    ``"color"`` is accepted for ``"colour"``. Each point covers :data:`POINT_SIDE` cells of the
-    ``size`` full-image grid.
+    ``"color"`` is accepted for ``"colour"``.
+
+    Args:
+        image_size: ``(width, height)``: points must lie in ``[0, width] x [0, height]``; None skips it.
 
     Raises:
-        ValueError: not a list of such objects, a point outside the ``(width, height)`` image, a bad
-            colour; the message names the hint (1-based).
+        ValueError: not a list of such objects, a point outside the image, a bad colour; the
+            message names the hint (1-based).
     """
-    if isinstance(items, Hints):
-        return items
     if not isinstance(items, (list, tuple)):
         raise ValueError(f"hints must be a list of {{'xy': [x, y], 'colour': '#rrggbb'}}, got {items!r:.40}")
-    width, height = image_size
-    rects, colours = [], []
+    checked = []
     for i, item in enumerate(items, start=1):
         where = f"hint {i}"
         if not isinstance(item, dict):
@@ -246,22 +233,75 @@ def parse_hints(items, image_size: tuple[int, int], size: int = 256) -> Hints:
         ):  # fmt: skip
             raise ValueError(f"{where}: 'xy' must be two numbers [x, y] in image pixels, got {xy!r:.40}")
         x, y = float(xy[0]), float(xy[1])
-        if not (np.isfinite(x) and np.isfinite(y)) or not (0 <= x <= width and 0 <= y <= height):
-            raise ValueError(f"{where}: point [{x:g}, {y:g}] is outside the {width}x{height} image")
+        if not (np.isfinite(x) and np.isfinite(y)):
+            raise ValueError(f"{where}: 'xy' must be finite numbers, got {xy!r:.40}")
+        if image_size is not None and not (0 <= x <= image_size[0] and 0 <= y <= image_size[1]):
+            raise ValueError(f"{where}: point [{x:g}, {y:g}] is outside the {image_size[0]}x{image_size[1]} image")
         colour = item.get("colour", item.get("color"))
         if colour is None:
             raise ValueError(f"{where}: no 'colour'")
         try:
-            colours.append(parse_colour(colour))
+            checked.append((x, y, parse_colour(colour)))
         except ValueError as err:
             raise ValueError(f"{where}: {err}") from None
-        rects.append(point_rect(x, y, image_size, size))
-    return Hints(np.asarray(rects, np.float64).reshape(-1, 4), colours_ab(colours))
+    return checked
+
+
+def parse_hints(items, image_size: tuple[int, int], size: int = 256) -> Hints:
+    """User hints (:func:`check_hint_items`) in pixels of a ``(width, height)`` image -> :class:`Hints`.
+
+    Each point covers :data:`POINT_SIDE` cells of the ``size`` full-image grid; a :class:`Hints`
+    passes through as it is.
+
+    Raises:
+        ValueError: see :func:`check_hint_items`.
+    """
+    if isinstance(items, Hints):
+        return items
+    checked = check_hint_items(items, image_size)
+    rects = [point_rect(x, y, image_size, size) for x, y, _ in checked]
+    return Hints(np.asarray(rects, np.float64).reshape(-1, 4), colours_ab([c for _, _, c in checked]))
+
+
+class HintsFileError(ValueError):
+    """A malformed hints file; :attr:`problems` holds one line per image entry that is wrong."""
+
+    def __init__(self, path: str | os.PathLike, problems: list[str]) -> None:
+        self.problems = problems
+        shown = problems[:20] + ([f"... and {len(problems) - 20} more"] if len(problems) > 20 else [])
+        super().__init__(f"{os.fspath(path)}: malformed hints file:\n  " + "\n  ".join(shown))
+
+
+def read_hints_file(path: str | os.PathLike) -> dict[str, list[dict]]:
+    """Read and check a hints file ``{"photo.jpg": [{"xy": [x, y], "colour": "#rrggbb"}, ...], ...}``.
+
+    Image names are looked up like the boxes file's (:func:`instcolor.instances.lookup_key`);
+    points are checked against each image's size when it is colorized (:func:`parse_hints`).
+
+    Raises:
+        OSError: unreadable file.
+        HintsFileError: not JSON, not a mapping, or an entry malformed (one line per image).
+    """
+    try:
+        data = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise HintsFileError(path, [f"not a valid hints file ({err})"]) from err
+    if not isinstance(data, dict):
+        raise HintsFileError(path, ["a hints file maps image file names to lists of hints"])
+    problems = []
+    for name, items in data.items():
+        try:
+            check_hint_items(items)
+        except ValueError as err:
+            problems.append(f"{name}: {err}")
+    if problems:
+        raise HintsFileError(path, problems)
+    return data
 
 
 def instance_hints(
     boxes: np.ndarray,
-    colours: Sequence[tuple[int, int, int] | None],
+    colours: Sequence[Colour | None],
     size: int,
     masks: np.ndarray | None = None,
     lattice: int = INSTANCE_LATTICE,
