@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -36,6 +34,7 @@ from instcolor.color import lab_to_rgb, rgb_to_grey, rgb_to_lab
 from instcolor.color.hints import colours_ab, instance_hints
 from instcolor.evaluation.hints import hint_psnr, image_seed
 from instcolor.geometry import sanitize_boxes
+from instcolor.inference.hardware import cpu_info
 from instcolor.inference.pipeline import Colorizer
 from instcolor.instances import Instances, load_boxes_file
 from instcolor.io import decode_image
@@ -43,18 +42,8 @@ from instcolor.models.weights.store import load_weights
 from instcolor.training import TrainConfig, train
 from instcolor.training.synthetic import write_scenes
 
-#: Per-instance hint spreads measured: name -> (lattice points per crop side, patch side in crop cells).
-SPREADS = {"lattice4-patch5": (4, 5), "lattice8-patch5": (8, 5), "lattice8-patch9": (8, 9), "lattice16-patch5": (16, 5)}
-
-
-def cpu_model() -> str:
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or "unknown"
+#: Per-instance hint spreads measured: name -> (lattice points per crop side, patch side / lattice step).
+SPREADS = {"lattice4-cover0.6": (4, 0.6), "lattice8-cover0.6": (8, 0.6), "lattice8-cover1": (8, 1.0), "lattice16-cover1": (16, 1.0)}
 
 
 def lab_of(image: np.ndarray) -> np.ndarray:
@@ -93,7 +82,7 @@ def psnr_by_points(colorizer: Colorizer, tests, points: tuple[int, ...], seed: i
 def instance_colour(colorizer: Colorizer, tests, size: int) -> dict[str, dict[str, float]]:
     """Each instance asked for the opposite hue; per spread: hue hits and what moved outside."""
     out = {}
-    for spread, (lattice, patch) in SPREADS.items():
+    for spread, (lattice, coverage) in SPREADS.items():
         errors, outside_mean, outside_p99, outside_within1 = [], [], [], []
         for _, truth, grey, instances in tests:
             plain = lab_of(np.asarray(colorizer(grey, instances).image))
@@ -105,7 +94,7 @@ def instance_colour(colorizer: Colorizer, tests, size: int) -> dict[str, dict[st
                 asked_ab = colours_ab([asked])[0]
                 colours = [None] * len(instances)
                 colours[k] = asked
-                hints = instance_hints(boxes, colours, size, instances.masks, lattice=lattice, patch=patch)
+                hints = instance_hints(boxes, colours, size, instances.masks, lattice=lattice, coverage=coverage)
                 result = lab_of(np.asarray(colorizer(grey, instances, hints=hints).image))
                 a, b = result[1:, mask].mean(axis=1)
                 errors.append(hue_error(a, b, hue_degrees(*asked_ab)))
@@ -193,7 +182,7 @@ def main() -> None:
     timings["total"] = time.perf_counter() - started
 
     results = {
-        "cpu": cpu_model(),
+        "cpu": cpu_info().model_name,
         "torch_threads": args.threads,
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "steps": steps,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,13 +144,55 @@ MAX_MASK_PIXELS = 2 * 89_478_485
 DEFAULT_MAX_INSTANCES = 8
 
 
-class BoxesFileError(ValueError):
-    """A malformed boxes file; :attr:`problems` holds one line per image entry that is wrong."""
+class ImageEntriesError(ValueError):
+    """A malformed per-image JSON file (:func:`read_image_entries`); :attr:`problems` holds one line
+    per image entry that is wrong."""
+
+    #: What the file is, in messages.
+    kind = "per-image"
 
     def __init__(self, path: str | os.PathLike, problems: list[str]) -> None:
         self.problems = problems
         shown = problems[:20] + ([f"... and {len(problems) - 20} more"] if len(problems) > 20 else [])
-        super().__init__(f"{os.fspath(path)}: malformed boxes file:\n  " + "\n  ".join(shown))
+        super().__init__(f"{os.fspath(path)}: malformed {self.kind} file:\n  " + "\n  ".join(shown))
+
+
+class BoxesFileError(ImageEntriesError):
+    """A malformed boxes file."""
+
+    kind = "boxes"
+
+
+def read_image_entries(path: str | os.PathLike, parse: Callable, error: type[ImageEntriesError], items: str) -> dict:
+    """Read a JSON file mapping image file names to lists (the boxes file, the hints file), checked.
+
+    Args:
+        parse: an image's list -> its parsed entry; raises ValueError naming what is wrong.
+        error: the error raised with one line per bad entry (or for a file that is not such a mapping).
+        items: what the lists hold, in messages ("instances", "hints").
+
+    Raises:
+        OSError: unreadable file.
+    """
+    try:
+        data = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise error(path, [f"not a valid {error.kind} file ({err})"]) from err
+    if not isinstance(data, dict):
+        raise error(path, [f"a {error.kind} file maps image file names to lists of {items}"])
+    entries: dict = {}
+    problems: list[str] = []
+    for name, value in data.items():
+        if not isinstance(value, list):
+            problems.append(f"{name}: each image's entry must be a list of {items}")
+            continue
+        try:
+            entries[name] = parse(value)
+        except ValueError as err:
+            problems.append(f"{name}: {err}")
+    if problems:
+        raise error(path, problems)
+    return entries
 
 
 _HEX = re.compile(r"#?([0-9a-fA-F]{6})")
@@ -353,25 +395,7 @@ def read_boxes_file(path: str | os.PathLike) -> BoxesFile:
         OSError: unreadable file.
         BoxesFileError: not JSON, not a mapping, or any entry malformed (one line per image).
     """
-    try:
-        data = json.loads(Path(path).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise BoxesFileError(path, [f"not a valid boxes file ({err})"]) from err
-    if not isinstance(data, dict):
-        raise BoxesFileError(path, ["a boxes file maps image file names to lists of instances"])
-    entries: dict[str, list] = {}
-    problems: list[str] = []
-    for name, items in data.items():
-        if not isinstance(items, list):
-            problems.append(f"{name}: each image's entry must be a list of instances")
-            continue
-        try:
-            entries[name] = [_parse_item(item) for item in items]
-        except ValueError as err:
-            problems.append(f"{name}: {err}")
-    if problems:
-        raise BoxesFileError(path, problems)
-    return BoxesFile(entries)
+    return BoxesFile(read_image_entries(path, lambda items: [_parse_item(i) for i in items], BoxesFileError, "instances"))
 
 
 def load_boxes_file(path: str | os.PathLike, max_instances: int = 0) -> BoxesFile:

@@ -10,6 +10,7 @@ from instcolor.color.hints import (
     grid_hints,
     hint_planes,
     instance_hints,
+    instance_regions,
     parse_hints,
 )
 from instcolor.geometry import sanitize_boxes
@@ -82,14 +83,6 @@ def test_no_hint_gives_no_planes():
     assert full is not None and crops is None
 
 
-def test_moved_clips_drops_and_mirrors():
-    hints = Hints(rects=[[10, 10, 20, 20], [0, 0, 2, 2], [15, 15, 15, 15]], ab=[[1, 1], [2, 2], [3, 3]])
-    moved = hints.moved((5, 5, 20, 12), flip=True)  # window x 5..17, y 5..25
-    assert len(moved) == 2
-    np.testing.assert_allclose(moved.rects[0], [0, 5, 7, 15])  # x 5..12 clipped, mirrored in 12
-    np.testing.assert_allclose(moved.rects[1], [2, 10, 2, 10])
-
-
 @pytest.mark.parametrize(
     ("value", "expected"),
     [("#b22222", (178, 34, 34)), ("B22222", (178, 34, 34)), ([1, 2, 3], (1, 2, 3))],
@@ -160,3 +153,14 @@ def test_training_hints_reveal_the_mean_colour_of_their_patch():
     planes = hint_planes(hints, (0, 0, size, size), size)
     x1, y1, x2, y2 = (round(v) for v in hints.rects[-1])
     torch.testing.assert_close(planes[0, :2, y1:y2, x1:x2].mean(dim=(1, 2)), torch.from_numpy(hints.ab[-1] / AB_SCALE))
+
+
+def test_instance_regions_are_masks_or_feathered_boxes():
+    boxes = np.array([[2, 2, 12, 10], [20, 0, 30, 8]])
+    masks = np.zeros((2, 16, 32), bool)
+    masks[1, 2:5, 22:25] = True
+    weight = instance_regions(boxes, [0], (16, 32), feather=0.25)[0, 0]
+    assert weight[:2].max() == 0 and weight[10:].max() == 0 and weight[:, 12:].max() == 0
+    assert weight[6, 7] == 1 and 0 < weight[2, 7] < 1  # ramps up over a quarter of the box
+    masked = instance_regions(boxes, [1, 1], (16, 32), masks=masks)[0, 0]
+    assert torch.equal(masked.bool(), torch.from_numpy(masks[1]))

@@ -90,5 +90,14 @@ def test_an_instance_colour_acts_in_its_crop_only(colorizer):
     full, crops = grid_hints(instance_hints(sanitize_boxes(np.array(two), (80, 60)), [None, (0, 0, 255)], 32),
                              (80, 60), inputs.boxes, 32)  # fmt: skip
     assert full is None and crops[0].abs().sum() == 0 and crops[1, 2].sum() > 0
+    outside = np.ones((60, 80), bool)
+    outside[10:40, 50:78] = False
+    assert np.array_equal(coloured.ab[:, outside], plain.ab[:, outside])  # nothing outside the instance moves
+    masks = np.zeros((2, 60, 80), bool)
+    masks[0, 10:40, 10:40] = masks[1, 15:30, 55:70] = True
+    plain_masked = colorizer(IMAGE, Instances(boxes=two, masks=masks))
+    masked = colorizer(IMAGE, Instances(boxes=two, masks=masks, colours=[None, "#0000ff"]))
+    assert np.array_equal(masked.ab[:, ~masks[1]], plain_masked.ab[:, ~masks[1]])
+    assert np.abs(masked.ab[:, masks[1]] - plain_masked.ab[:, masks[1]]).max() > 0
     full_mode = colorizer(IMAGE, Instances(boxes=two, colours=[None, "#0000ff"]), mode="full")
     assert any("ignored in --mode full" in note for note in full_mode.notes)

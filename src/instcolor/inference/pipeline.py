@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from instcolor.color import denormalize_ab, join_lab, lightness, normalize_l
-from instcolor.color.hints import Hints, instance_hints, parse_hints
+from instcolor.color.hints import Hints, instance_hints, instance_regions, parse_hints
 from instcolor.color.compose import grey_levels, image_lightness, lab_to_image, lab_to_rgb16
 from instcolor.devices import resolve_device
 from instcolor.inference.preprocess import prepare
@@ -50,7 +50,8 @@ COLOUR_INPUT_CHOICES = ("grey", "keep-chroma", "skip")
 
 #: The warning :class:`Colorizer` gives once when hints meet weights trained without them.
 HINTS_IGNORED = (
-    "these weights were not trained with colour hints: hints have little effect (train with `instcolor train --hints`)"
+    "these weights were not trained with colour hints: hints have little effect and can make the colours worse "
+    "(train with `instcolor train --hints`)"
 )
 
 
@@ -343,14 +344,17 @@ class Colorizer:
             image: a path, PIL image, ``HxW`` / ``HxWx3`` / ``HxWx4`` uint8 (or uint16) array, or an
                 already decoded image (:func:`instcolor.io.decode_image`, e.g. from a reader thread).
             instances: instances to use instead of the detector (``Instances()`` means none); an
-                instance with a ``colour`` (:attr:`Instances.colours`) is pushed to that colour
-                (hints over it, in its crop only: :func:`instcolor.color.hints.instance_hints`).
+                instance with a ``colour`` (:attr:`Instances.colours`) is pushed to that colour:
+                hints tile it in its crop only (:func:`instcolor.color.hints.instance_hints`), and
+                the result outside the instance (its mask, else its box with a feathered border) is
+                the one without them (a second network run), so nothing else changes.
             boxes: shorthand for ``Instances(boxes=boxes, masks=masks)``; overrides the detector.
             mode: ``"fusion"`` or ``"full"`` (the full-image network alone).
             hints: colour hints ``[{"xy": [x, y], "colour": "#rrggbb" or [r, g, b]}, ...]`` in
                 image pixels (:func:`instcolor.color.hints.parse_hints`), given to the full-image
                 input and to every crop that contains them. Weights trained without hints
-                (:attr:`ModelConfig.hints`) hardly follow them (a warning says so, once).
+                (:attr:`ModelConfig.hints`) hardly follow them and their colours get worse (a
+                warning says so, once).
 
         Raises:
             ValueError: bad hints (a point outside the image, a bad colour, wrong types).
@@ -408,9 +412,10 @@ class Colorizer:
         all_hints = self._hints(user_hints, instances if mode == "fusion" else Instances(), l_full_res.shape[-2:])
         if instances.colours is not None and mode != "fusion":
             notes.append("instance colours act on the instances' crops: ignored in --mode full")
-        ab, ran = self.predict_ab(
-            l_full_res, instances.boxes if has_boxes else None, mode, instances.masks, hints=all_hints
-        )
+        boxes = instances.boxes if has_boxes else None
+        ab, ran = self.predict_ab(l_full_res, boxes, mode, instances.masks, hints=all_hints)
+        if ran == "fusion" and all_hints is not None and (all_hints.instance >= 0).any():
+            ab = self._confine_instance_hints(ab, l_full_res, boxes, instances.masks, all_hints)
         if own_colour is not None:
             own_ab, coloured = own_colour
             ab = torch.where(coloured.to(ab.device), own_ab.to(ab.device), ab)
@@ -437,6 +442,20 @@ class Colorizer:
             notes=notes,
         )
 
+
+    def _confine_instance_hints(
+        self, ab: torch.Tensor, l_full_res: torch.Tensor, boxes: np.ndarray, masks: np.ndarray | None, hints: Hints
+    ) -> torch.Tensor:
+        """Keep the effect of instance-owned hints inside their instances: ``ab`` outside them is
+        replaced by the result without those hints (a second network run), joined by
+        :func:`instcolor.color.hints.instance_regions`."""
+        shared = hints.select(hints.instance < 0)
+        without, _ = self.predict_ab(l_full_res, boxes, "fusion", masks, hints=shared if len(shared) else None)
+        height, width = l_full_res.shape[-2:]
+        sanitized = sanitize_boxes(boxes, (width, height))
+        owners = hints.instance[hints.instance >= 0]
+        weight = instance_regions(sanitized, owners, (height, width), masks, self.model.config.support_feather)
+        return torch.lerp(without, ab, weight.to(ab.device))
 
     def _hints(self, user_hints: Hints | None, instances: Instances, image_hw) -> Hints | None:
         """User hints plus the instances' colours as hints; warns once when the weights ignore hints."""
