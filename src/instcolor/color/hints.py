@@ -41,8 +41,8 @@ NO_HINT_SHARE = 0.25
 
 #: Per-instance colour: hint patches on a lattice over the instance in its crop grid: lattice
 #: points per crop side, and the patch side as a share of the lattice step (1: the patches tile the
-#: silhouette). Measured on synthetic scenes (``benchmarks/hints_benefit.py``): tiling hit the
-#: asked hue (within 20 degrees) about 1.3 to 2 times as often as sparser patches.
+#: silhouette). Measured on synthetic scenes (``benchmarks/hints_benefit.py``): tiling brought 88 %
+#: of the objects within 20 degrees of the asked hue, patches covering 0.6 of the step 66-71 %.
 INSTANCE_LATTICE = 16
 INSTANCE_COVERAGE = 1.0
 
