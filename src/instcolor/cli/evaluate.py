@@ -83,6 +83,9 @@ def evaluate(
 
     Each photo is turned grey exactly as in training and colorized by the grey baseline (ab = 0), the full-image network and the instance-aware fusion (and --compare weights); metrics are taken over the whole image and inside the instance boxes. The report folder gets metrics.json, report.md, contact_sheet.png and distributions.png, with the protocol written into each.
     """
+    import re
+    import warnings
+
     from instcolor.evaluation import EvaluationConfig, find_dataset, write_report
     from instcolor.evaluation import evaluate as run_evaluation
     from instcolor.inference.pipeline import Colorizer
@@ -170,10 +173,16 @@ def evaluate(
                 progress.console.print(f"[red]failed:[/] {path}: {error}", highlight=False)
             progress.advance(task)
 
-        result = run_evaluation(
-            images, colorizer, boxes=box_entries, compare=second, config=config, root=image_root,
-            protocol=protocol, progress=advance,
-        )  # fmt: skip
+        with warnings.catch_warnings():
+            if hint_points and not colorizer.model.config.hints:  # said once here, and in the report
+                from instcolor.inference.pipeline import HINTS_IGNORED
+
+                progress.console.print(f"[yellow]note:[/] {HINTS_IGNORED}", highlight=False)
+                warnings.filterwarnings("ignore", message=re.escape(HINTS_IGNORED))
+            result = run_evaluation(
+                images, colorizer, boxes=box_entries, compare=second, config=config, root=image_root,
+                protocol=protocol, progress=advance,
+            )  # fmt: skip
     failures += len(result.failed)
     for metric, reason in result.unavailable.items():
         console.print(f"[yellow]{metric}: unavailable:[/] {reason}", highlight=False)
