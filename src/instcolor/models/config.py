@@ -27,6 +27,9 @@ class ModelConfig:
               exactly 0, so instances never touch each other or the background outside it.
         support_feather: ``"confined"`` only: width of the box border over which an instance's
             support ramps from 0 to 1, as a fraction of the crop side (no seam at box edges).
+        hints: the networks were trained with random colour hints in their hint inputs
+            (:mod:`instcolor.color.hints`), so user hints steer them; weights without it
+            (the paper's) were trained with empty hint inputs only.
     """
 
     width: float = 1.0
@@ -34,6 +37,7 @@ class ModelConfig:
     input_size: int = 256
     fusion_rule: str = "reference"
     support_feather: float = 0.125
+    hints: bool = False
 
     def __post_init__(self) -> None:
         if self.fusion_rule not in FUSION_RULES:

@@ -211,7 +211,9 @@ class _Trainer:
     def _build_model(self) -> InstColorModel:
         config = self.config
         torch.manual_seed(config.seed)
-        model = InstColorModel(ModelConfig(width=config.width, input_size=config.size, fusion_rule=config.fusion_rule))
+        model = InstColorModel(
+            ModelConfig(width=config.width, input_size=config.size, fusion_rule=config.fusion_rule, hints=config.hints)
+        )
         if not self.resume:
             if config.init:
                 apply_initial_state(model, load_initial_state(config.init, model.config))
@@ -271,6 +273,8 @@ class _Trainer:
             augmentation=Augmentation(crop_scale=(config.crop_scale_min, 1.0)) if config.augment else NO_AUGMENTATION,
             seed=config.seed,
             ab_threshold=config.ab_threshold,
+            hints=config.hints,
+            no_hint_share=config.no_hint_share,
         )
         try:
             sampler = StepBatchSampler(len(dataset), config.batch_size, config.seed, world_size=self.context.world_size)
