@@ -75,3 +75,33 @@ def test_top_keeps_highest_scores_in_original_order():
 def test_mismatched_lengths():
     with pytest.raises(ValueError):
         Instances(boxes=[[0, 0, 1, 1]], scores=[0.5, 0.6])
+
+
+def test_instance_colours_are_read_written_and_selected(tmp_path):
+    from instcolor.instances import load_boxes_file, save_boxes_file
+
+    path = tmp_path / "boxes.json"
+    path.write_text(json.dumps({"a.png": [
+        {"box": [0, 0, 4, 4]}, {"box": [1, 1, 5, 5], "colour": "#b22222"}, {"box": [2, 2, 6, 6], "color": [1, 2, 3]},
+    ], "old.png": [{"box": [0, 0, 4, 4], "score": 0.5}]}))  # fmt: skip
+    entries = load_boxes_file(path)
+    assert entries.has_colours
+    found = entries["a.png"]
+    assert found.colours == [None, (178, 34, 34), (1, 2, 3)]
+    assert found.select([2, 1]).colours == [(1, 2, 3), (178, 34, 34)]
+    assert found.select([0]).colours is None
+    assert entries["old.png"].colours is None
+    save_boxes_file(tmp_path / "again.json", {"a.png": found})
+    assert load_boxes_file(tmp_path / "again.json")["a.png"].colours == found.colours
+    assert "colour" not in Instances(boxes=[[0, 0, 1, 1]]).to_json()[0]
+
+
+def test_bad_instance_colours_are_reported_per_image(tmp_path):
+    from instcolor.instances import BoxesFileError, read_boxes_file
+
+    path = tmp_path / "boxes.json"
+    path.write_text(json.dumps({"a.png": [{"box": [0, 0, 4, 4], "colour": "crimson"}], "b.png": [{"box": [0, 0, 4, 4]}]}))
+    with pytest.raises(BoxesFileError, match="a.png: a colour must be"):
+        read_boxes_file(path)
+    with pytest.raises(ValueError, match="colours"):
+        Instances(boxes=[[0, 0, 1, 1]], colours=[None, None])

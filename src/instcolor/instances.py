@@ -4,24 +4,29 @@ Boxes file format (JSON), written by ``instcolor detect`` and read by ``colorize
 ``train`` and ``evaluate``::
 
     {"photo.jpg": [{"box": [x1, y1, x2, y2], "score": 0.9, "label": "person",
-                    "mask": {"size": [H, W], "counts": [...]}}, ...]}
+                    "mask": {"size": [H, W], "counts": [...]}, "colour": "#b22222"}, ...]}
 
 Boxes are in pixels of the original image (after EXIF orientation); ``label`` is a COCO category
 name; ``mask`` is optional, as uncompressed COCO run-length encoding (column-major, starting with a
-run of zeros).
+run of zeros); ``colour`` is optional (``"#rrggbb"`` or ``[r, g, b]``, ``"color"`` also read): the
+colour the user wants that instance to have (a hint, :func:`instcolor.color.hints.instance_hints`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from instcolor.io import atomic_write_bytes
+
+#: An instance's wanted colour: 8-bit sRGB.
+Colour = tuple[int, int, int]
 
 
 @dataclass
@@ -33,12 +38,15 @@ class Instances:
         scores: ``(N,)`` float32 detector confidences (1.0 for user-given boxes).
         labels: N COCO category names (``""`` when unknown).
         masks: ``(N, H, W)`` bool instance masks at the original resolution, or None.
+        colours: N wanted colours (8-bit sRGB, None for an instance without one), or None when no
+            instance has one.
     """
 
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
     scores: np.ndarray | None = None
     labels: list[str] = field(default_factory=list)
     masks: np.ndarray | None = None
+    colours: list[Colour | None] | None = None
 
     def __post_init__(self) -> None:
         with np.errstate(over="ignore", invalid="ignore"):  # a huge coordinate becomes inf, dropped by check_boxes
@@ -54,6 +62,12 @@ class Instances:
             self.masks = np.asarray(self.masks, dtype=bool)
             if self.masks.ndim != 3 or len(self.masks) != n:
                 raise ValueError(f"masks must be (N, H, W) with N={n}, got {self.masks.shape}")
+        if self.colours is not None:
+            self.colours = [None if c is None else parse_colour(c) for c in self.colours]
+            if len(self.colours) != n:
+                raise ValueError(f"{n} boxes but {len(self.colours)} colours")
+            if all(c is None for c in self.colours):
+                self.colours = None
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -68,6 +82,7 @@ class Instances:
             scores=self.scores[index],
             labels=[self.labels[i] for i in index],
             masks=None if self.masks is None else self.masks[index],
+            colours=None if self.colours is None else [self.colours[i] for i in index],
         )
 
     def top(self, max_instances: int) -> Instances:
@@ -87,6 +102,8 @@ class Instances:
             }
             if self.masks is not None:
                 item["mask"] = mask_to_rle(self.masks[i])
+            if self.colours is not None and self.colours[i] is not None:
+                item["colour"] = "#{:02x}{:02x}{:02x}".format(*self.colours[i])
             items.append(item)
         return items
 
@@ -127,13 +144,74 @@ MAX_MASK_PIXELS = 2 * 89_478_485
 DEFAULT_MAX_INSTANCES = 8
 
 
-class BoxesFileError(ValueError):
-    """A malformed boxes file; :attr:`problems` holds one line per image entry that is wrong."""
+class ImageEntriesError(ValueError):
+    """A malformed per-image JSON file (:func:`read_image_entries`); :attr:`problems` holds one line
+    per image entry that is wrong."""
+
+    #: What the file is, in messages.
+    kind = "per-image"
 
     def __init__(self, path: str | os.PathLike, problems: list[str]) -> None:
         self.problems = problems
         shown = problems[:20] + ([f"... and {len(problems) - 20} more"] if len(problems) > 20 else [])
-        super().__init__(f"{os.fspath(path)}: malformed boxes file:\n  " + "\n  ".join(shown))
+        super().__init__(f"{os.fspath(path)}: malformed {self.kind} file:\n  " + "\n  ".join(shown))
+
+
+class BoxesFileError(ImageEntriesError):
+    """A malformed boxes file."""
+
+    kind = "boxes"
+
+
+def read_image_entries(path: str | os.PathLike, parse: Callable, error: type[ImageEntriesError], items: str) -> dict:
+    """Read a JSON file mapping image file names to lists (the boxes file, the hints file), checked.
+
+    Args:
+        parse: an image's list -> its parsed entry; raises ValueError naming what is wrong.
+        error: the error raised with one line per bad entry (or for a file that is not such a mapping).
+        items: what the lists hold, in messages ("instances", "hints").
+
+    Raises:
+        OSError: unreadable file.
+    """
+    try:
+        data = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise error(path, [f"not a valid {error.kind} file ({err})"]) from err
+    if not isinstance(data, dict):
+        raise error(path, [f"a {error.kind} file maps image file names to lists of {items}"])
+    entries: dict = {}
+    problems: list[str] = []
+    for name, value in data.items():
+        if not isinstance(value, list):
+            problems.append(f"{name}: each image's entry must be a list of {items}")
+            continue
+        try:
+            entries[name] = parse(value)
+        except ValueError as err:
+            problems.append(f"{name}: {err}")
+    if problems:
+        raise error(path, problems)
+    return entries
+
+
+_HEX = re.compile(r"#?([0-9a-fA-F]{6})")
+
+
+def parse_colour(value) -> tuple[int, int, int]:
+    """``"#rrggbb"`` or ``[r, g, b]`` (integers 0-255) -> ``(r, g, b)``; ValueError naming what is wrong."""
+    if isinstance(value, str):
+        match = _HEX.fullmatch(value.strip())
+        if not match:
+            raise ValueError(f"a colour must be '#rrggbb' or [r, g, b], got {value!r:.40}")
+        digits = match.group(1)
+        return int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16)
+    if (
+        isinstance(value, (list, tuple)) and len(value) == 3
+        and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in value)
+    ):  # fmt: skip
+        return int(value[0]), int(value[1]), int(value[2])
+    raise ValueError(f"a colour must be '#rrggbb' or [r, g, b] with integers 0-255, got {value!r:.40}")
 
 
 def _number(value, what: str) -> float:
@@ -174,7 +252,7 @@ def check_rle(rle, image_size: tuple[int, int] | None = None, max_pixels: int = 
     return height, width
 
 
-def _parse_item(item) -> tuple[list[float], float, str, dict | None]:
+def _parse_item(item) -> tuple[list[float], float, str, dict | None, Colour | None]:
     if not isinstance(item, dict):
         raise ValueError(f"an instance must be an object with a 'box', got {item!r:.40}")
     box = item.get("box")
@@ -190,7 +268,8 @@ def _parse_item(item) -> tuple[list[float], float, str, dict | None]:
     mask = item.get("mask")
     if mask is not None:
         check_rle(mask)
-    return coords, score, label, mask
+    colour = item.get("colour", item.get("color"))
+    return coords, score, label, mask, None if colour is None else parse_colour(colour)
 
 
 class BoxesFile(Mapping):
@@ -200,7 +279,7 @@ class BoxesFile(Mapping):
     and run lengths), so looking one up decodes at most that image's masks.
     """
 
-    def __init__(self, entries: dict[str, list[tuple[list[float], float, str, dict | None]]]) -> None:
+    def __init__(self, entries: dict[str, list[tuple[list[float], float, str, dict | None, Colour | None]]]) -> None:
         self._entries = entries
 
     def __getitem__(self, key: str) -> Instances:
@@ -215,6 +294,11 @@ class BoxesFile(Mapping):
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def has_colours(self) -> bool:
+        """Whether any instance in the file asks for a colour."""
+        return any(item[4] is not None for items in self._entries.values() for item in items)
+
     def instances(
         self, key: str, image_size: tuple[int, int] | None = None, max_instances: int = 0
     ) -> tuple[Instances, list[str]]:
@@ -227,11 +311,11 @@ class BoxesFile(Mapping):
             max_instances: keep the highest-scored (then largest) this many (0: all).
         """
         items = self._entries[key]
-        boxes = np.array([c for c, _, _, _ in items], np.float64).reshape(-1, 4)
-        scores = np.array([s for _, s, _, _ in items], np.float64)
+        boxes = np.array([item[0] for item in items], np.float64).reshape(-1, 4)
+        scores = np.array([item[1] for item in items], np.float64)
         keep, notes, fixed = check_boxes(boxes, scores, image_size, max_instances)
         kept = [items[i] for i in keep]
-        rles = [m for _, _, _, m in kept]
+        rles = [item[3] for item in kept]
         masks = None
         if kept and all(m is not None for m in rles):
             for i, rle in zip(keep, rles):
@@ -243,9 +327,10 @@ class BoxesFile(Mapping):
         return (
             Instances(
                 boxes=fixed[keep].astype(np.float32),
-                scores=np.array([s for _, s, _, _ in kept], np.float32),
-                labels=[label for _, _, label, _ in kept],
+                scores=np.array([item[1] for item in kept], np.float32),
+                labels=[item[2] for item in kept],
                 masks=masks,
+                colours=[item[4] for item in kept],
             ),
             notes,
         )
@@ -310,25 +395,7 @@ def read_boxes_file(path: str | os.PathLike) -> BoxesFile:
         OSError: unreadable file.
         BoxesFileError: not JSON, not a mapping, or any entry malformed (one line per image).
     """
-    try:
-        data = json.loads(Path(path).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise BoxesFileError(path, [f"not a valid boxes file ({err})"]) from err
-    if not isinstance(data, dict):
-        raise BoxesFileError(path, ["a boxes file maps image file names to lists of instances"])
-    entries: dict[str, list] = {}
-    problems: list[str] = []
-    for name, items in data.items():
-        if not isinstance(items, list):
-            problems.append(f"{name}: each image's entry must be a list of instances")
-            continue
-        try:
-            entries[name] = [_parse_item(item) for item in items]
-        except ValueError as err:
-            problems.append(f"{name}: {err}")
-    if problems:
-        raise BoxesFileError(path, problems)
-    return BoxesFile(entries)
+    return BoxesFile(read_image_entries(path, lambda items: [_parse_item(i) for i in items], BoxesFileError, "instances"))
 
 
 def load_boxes_file(path: str | os.PathLike, max_instances: int = 0) -> BoxesFile:

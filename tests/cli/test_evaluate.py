@@ -123,3 +123,16 @@ def test_class_aware_flag_is_written_into_the_protocol(scenes, tmp_path):
         assert result.exit_code == 0, result.output
         said[setting] = json.loads((out / "metrics.json").read_text())["protocol"]["instance_classes"]
     assert "given each instance's label" in said["auto"] and "unknown class" in said["off"]
+
+
+def test_hints_option_adds_the_curve_and_its_plot(scenes, weights, tmp_path):
+    folder, boxes = scenes
+    out = tmp_path / "report"
+    result = run("--data", folder, "--boxes", boxes, "--weights", weights[0], "--out", out, "--resolution", "64",
+                 "--no-lpips", "--no-fid", "--device", "cpu", "--bootstrap", "0", "--hints", "0,2")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (out / "hints.png").is_file()
+    assert " ".join(result.output.split()).count("not trained with colour hints") == 1
+    assert set(json.loads((out / "metrics.json").read_text())["hint_curve"]) == {"0", "2"}
+    bad = run("--data", folder, "--weights", weights[0], "--out", out, "--hints", "two")
+    assert bad.exit_code == 2 and "--hints takes point counts" in bad.output

@@ -99,7 +99,7 @@ def test_the_weights_file_says_whether_a_model_is_class_aware(tmp_path):
     save_model(tmp_path / "blind.safetensors", tiny_model(0), {"source": "tests"})
     stored = json.loads(read_metadata(tmp_path / "blind.safetensors")["config"])
     assert stored == {"width": 0.0625, "fusion_hidden": 16, "input_size": 256, "fusion_rule": "reference",
-                      "support_feather": 0.125}  # fmt: skip  # as before class awareness existed
+                      "support_feather": 0.125, "hints": False}  # fmt: skip  # no class field: as before
     assert not load_weights(tmp_path / "blind.safetensors").model.config.class_aware
 
 

@@ -410,7 +410,7 @@ def build_app(colorizer: Colorizer, title: str = "instcolor", limits: PageLimits
         gr.Markdown(
             f"# {title}\nInstance-aware colorization of grey photos. Weights: {source}. "
             f"Up to {limits.max_files} photos per run, {limits.max_bytes / 2**20:.0f} MB and "
-            f"{limits.max_megapixels:g} megapixels each. Colour hints are not offered: the networks do not take them yet."
+            f"{limits.max_megapixels:g} megapixels each. Colour hints are not offered on this page yet (use `instcolor colorize --hints` or the Python API)."
         )
         results_state = gr.State([])
         with gr.Row():

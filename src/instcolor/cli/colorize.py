@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from enum import Enum
 from pathlib import Path
 
@@ -168,7 +169,12 @@ def colorize(
     inputs: list[str] = typer.Argument(..., help="image files, folders (recursive) or glob patterns"),
     output: Path = typer.Option(..., "--output", "-o", help="folder for the colour results"),
     weights: str | None = typer.Option(None, help="installed weights name (paper-coco, starter) or a file"),
-    boxes: Path | None = typer.Option(None, help="boxes file (JSON) from `instcolor detect` or your own"),
+    boxes: Path | None = typer.Option(
+        None, help='boxes file (JSON) from `instcolor detect` or your own; an instance\'s "colour": "#rrggbb" pushes it to that colour'
+    ),
+    hints: Path | None = typer.Option(
+        None, help='colour hints (JSON): {"photo.jpg": [{"xy": [x, y], "colour": "#rrggbb"}, ...]}, points in image pixels'
+    ),
     detector: DetectorChoice = typer.Option(DetectorChoice.auto, help="instance detector"),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
     mode: Mode = typer.Option(Mode.fusion, help="fusion (instance-aware) or full (full-image network only)"),
@@ -205,9 +211,20 @@ def colorize(
 
     INPUTS may also be list files (.txt one path a line, .csv or .parquet with a `path` column).
     """
+    import contextlib
+    import hashlib
+    import re
     import time
+    import warnings
 
-    from instcolor.cli.inputs import given_instances, prepare_output_folder, read_boxes, sigterm_as_interrupt
+    from instcolor.cli.inputs import (
+        given_hints,
+        given_instances,
+        prepare_output_folder,
+        read_boxes,
+        read_hints,
+        sigterm_as_interrupt,
+    )
     from instcolor.inference.overlap import Job
     from instcolor.inference.pipeline import Colorizer, resolve_device
     from instcolor.inference.runtime import check_precision
@@ -234,6 +251,7 @@ def colorize(
         raise fail(str(err), EXIT_USAGE) from None
     prepare_output_folder(output, started)  # before any computing: a file, or a folder we cannot write
     box_entries = read_boxes(boxes) if boxes is not None else None
+    hint_entries = read_hints(hints) if hints is not None else None
     listed, list_problems = read_lists(inputs)
     skipped: list[str] = []
     pairs, problems = plan_outputs([i for i in inputs if not is_list(i)], output, listed, skipped)
@@ -247,10 +265,19 @@ def colorize(
     failures = len(problems)
     jobs: list[Job] = []
     notes: dict[str, list[str]] = {}
+    hint_problems: list[str] = []
+    hinted: set[str] = set()
     for source, target in pairs:
         noted = notes.setdefault(str(Path(source).resolve()), [])
+        relative = target.relative_to(output).with_suffix(source.suffix)
+        image_hints = None
+        if hint_entries is not None:
+            try:
+                key, image_hints = given_hints(hint_entries, source, relative)
+                hinted.add(key)
+            except ValueError as err:
+                hint_problems.append(f"{source}: {err}")
         try:
-            relative = target.relative_to(output).with_suffix(source.suffix)
             given = given_instances(box_entries, source, relative, max_instances, noted) if box_entries else None
         except Exception as err:
             failures += 1
@@ -259,7 +286,14 @@ def colorize(
         frames = frame_count(source)
         if frames > 1:
             noted.append(f"has {frames} frames or pages; only the first is colorized")
-        jobs.append(Job(source, target, given))
+        jobs.append(Job(source, target, given, image_hints))
+    if hint_entries is not None:
+        hint_problems += [f"{name}: no input image of this name" for name in hint_entries if name not in hinted]
+    if hint_problems:
+        console.print(f"[bold red]error:[/] {hints}: hints that do not fit the images", highlight=False)
+        for problem in hint_problems:
+            console.print(f"  {problem}", highlight=False)
+        raise fail(f"fix the {len(hint_problems)} entr{'y' if len(hint_problems) == 1 else 'ies'} above", EXIT_USAGE)
     # Every option of Colorizer.from_pretrained, as one dict: the Ray workers get it as it is.
     options = dict(
         device=device,
@@ -277,9 +311,17 @@ def colorize(
         options["class_aware"] = class_aware.value
     weights_path = choose_weights(weights)
     try:
-        run = start_run(output, weights_path, options, mode.value, engine, ledger, jobs, retries)
+        hints_digest = None if hints is None else hashlib.sha256(hints.read_bytes()).hexdigest()
+        run = start_run(output, weights_path, options, mode.value, engine, ledger, jobs, retries, hints_digest)
     except (WeightsError, OSError, ValueError, LookupError) as err:
         raise fail(str(err)) from None
+    quiet = contextlib.ExitStack()  # the colorizer's hint warning is said once here instead
+    if (hint_entries or (box_entries is not None and box_entries.has_colours)) and not run.trained_with_hints:
+        from instcolor.inference.pipeline import HINTS_IGNORED
+
+        console.print(f"[yellow]note:[/] {HINTS_IGNORED}", highlight=False)
+        quiet.enter_context(warnings.catch_warnings())
+        warnings.filterwarnings("ignore", message=re.escape(HINTS_IGNORED))
     jobs_left = run.plan.todo
     for job, record in run.plan.gave_up:
         failures += 1
@@ -309,6 +351,8 @@ def colorize(
             written = _consume(records, run, len(pairs), len(pairs) - len(jobs_left), notes)
     except (WeightsError, ValueError, RuntimeError) as err:
         raise fail(str(err)) from None
+    finally:
+        quiet.close()
     failures += written.failed
     extras = ([f"{run.plan.skipped} already done"] if run.plan.skipped else []) + (
         [f"{written.skipped} skipped"] if written.skipped else []
@@ -349,12 +393,14 @@ class _Run:
         self.__dict__.update(fields)
 
 
-def start_run(output, weights_path, options, mode, engine, use_ledger, jobs, retries):
-    """Resolve the detector, hash the weights, read the ledger and plan the run."""
+def start_run(output, weights_path, options, mode, engine, use_ledger, jobs, retries, hints_digest=None):
+    """Resolve the detector, hash the weights, read the ledger and plan the run (``hints_digest``:
+    the hints file's sha256, part of the settings outputs are verified against)."""
     from instcolor.detection import choose_detector
     from instcolor.inference.ledger import Ledger, settings_fingerprint, sha256_file
     from instcolor.inference.runs import new_run_id, plan_run
     from instcolor.models.weights.registry import resolve_weights_path
+    from instcolor.models.weights.store import read_metadata
 
     weights_file = str(resolve_weights_path(weights_path))
     weights_sha256 = sha256_file(weights_file)
@@ -364,11 +410,15 @@ def start_run(output, weights_path, options, mode, engine, use_ledger, jobs, ret
     book = Ledger(output)
     if use_ledger is None:
         use_ledger = engine is Engine.ray or book.exists()
-    settings = settings_fingerprint(weights_sha256, {**options, "mode": mode})
+    settings = settings_fingerprint(
+        weights_sha256, {**options, "mode": mode, **({"hints": hints_digest} if hints_digest else {})}
+    )
     plan = plan_run(jobs, book if use_ledger else None, settings, retries)
+    config = json.loads(read_metadata(weights_file).get("config", "{}"))
     return _Run(
         ledger=book if use_ledger else None, plan=plan, options=options, weights_file=weights_file,
         weights_sha256=weights_sha256, settings=settings, engine=engine.value, run_id=new_run_id(),
+        trained_with_hints=bool(config.get("hints", False)),
     )  # fmt: skip
 
 

@@ -2,6 +2,7 @@
 
     instcolor evaluate --data photos/ --out report/
     instcolor evaluate --dataset cocostuff-val --root /data/cocostuff --boxes val_boxes.json --out report/
+    instcolor evaluate --data photos/ --hints 0,1,2,5,10,20 --out report/   # PSNR against hint points
 """
 
 from __future__ import annotations
@@ -77,11 +78,17 @@ def evaluate(
     fusion_rule: FusionRuleChoice = typer.Option(FusionRuleChoice.auto, help=FUSION_RULE_HELP),
     masks: MasksChoice = typer.Option(MasksChoice.auto, help=MASKS_HELP),
     class_aware: ClassAwareChoice = typer.Option(ClassAwareChoice.auto, help=CLASS_AWARE_HELP),
+    hints: str | None = typer.Option(
+        None, "--hints", help="also PSNR with N hint points drawn from the ground truth, e.g. 0,1,2,5,10,20 (a table and hints.png)"
+    ),
 ) -> None:
     """Measure PSNR, SSIM, LPIPS, colourfulness and a Fréchet distance on colour photos.
 
     Each photo is turned grey exactly as in training and colorized by the grey baseline (ab = 0), the full-image network and the instance-aware fusion (and --compare weights); metrics are taken over the whole image and inside the instance boxes. The report folder gets metrics.json, report.md, contact_sheet.png and distributions.png, with the protocol written into each.
     """
+    import re
+    import warnings
+
     from instcolor.evaluation import EvaluationConfig, find_dataset, write_report
     from instcolor.evaluation import evaluate as run_evaluation
     from instcolor.inference.pipeline import Colorizer
@@ -95,10 +102,15 @@ def evaluate(
         raise fail(f"--dataset {dataset.value} needs --root DIR (see `instcolor evaluate --help`)", EXIT_USAGE)
     try:
         side = parse_resolution(resolution)
+        hint_points = ()
+        if hints is not None:
+            from instcolor.evaluation.hints import parse_points
+
+            hint_points = parse_points(hints)
         config = EvaluationConfig(
             resolution=side, max_instances=max_instances, min_box_side=min_box_side, lpips_weights=lpips_weights,
             inception_weights=inception_weights, download=download, lpips=lpips, fid=fid,
-            bootstrap_resamples=bootstrap, seed=seed, preview_images=preview,
+            bootstrap_resamples=bootstrap, seed=seed, preview_images=preview, hint_points=hint_points,
         )  # fmt: skip
     except (typer.BadParameter, ValueError) as err:
         raise fail(str(err), EXIT_USAGE) from None
@@ -171,10 +183,16 @@ def evaluate(
                 progress.console.print(f"[red]failed:[/] {path}: {error}", highlight=False)
             progress.advance(task)
 
-        result = run_evaluation(
-            images, colorizer, boxes=box_entries, compare=second, config=config, root=image_root,
-            protocol=protocol, progress=advance,
-        )  # fmt: skip
+        with warnings.catch_warnings():
+            if hint_points and not colorizer.model.config.hints:  # said once here, and in the report
+                from instcolor.inference.pipeline import HINTS_IGNORED
+
+                progress.console.print(f"[yellow]note:[/] {HINTS_IGNORED}", highlight=False)
+                warnings.filterwarnings("ignore", message=re.escape(HINTS_IGNORED))
+            result = run_evaluation(
+                images, colorizer, boxes=box_entries, compare=second, config=config, root=image_root,
+                protocol=protocol, progress=advance,
+            )  # fmt: skip
     failures += len(result.failed)
     for metric, reason in result.unavailable.items():
         console.print(f"[yellow]{metric}: unavailable:[/] {reason}", highlight=False)

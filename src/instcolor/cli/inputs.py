@@ -62,17 +62,24 @@ def prepare_output_file(output: Path, started: float) -> None:
 
 def read_boxes(path: Path):
     """The checked boxes file (:class:`instcolor.instances.BoxesFile`); a malformed one exits 2, one line per image."""
-    from instcolor.instances import BoxesFileError, read_boxes_file
+    from instcolor.instances import read_boxes_file
+
+    return _read_entries(path, read_boxes_file, "boxes")
+
+
+def _read_entries(path: Path, reader, kind: str):
+    """``reader(path)`` for a per-image file (``kind``: boxes, hints); a malformed one exits 2 with one line per image."""
+    from instcolor.instances import ImageEntriesError
 
     try:
-        return read_boxes_file(path)
-    except BoxesFileError as err:
-        console.print(f"[bold red]error:[/] {path}: malformed boxes file", highlight=False)
+        return reader(path)
+    except ImageEntriesError as err:
+        console.print(f"[bold red]error:[/] {path}: malformed {kind} file", highlight=False)
         for problem in err.problems:
             console.print(f"  {problem}", highlight=False)
         raise fail(f"fix or remove the {len(err.problems)} entr{'y' if len(err.problems) == 1 else 'ies'} above", EXIT_USAGE) from None
     except OSError as err:
-        raise fail(f"cannot read boxes file: {err}", EXIT_USAGE) from None
+        raise fail(f"cannot read {kind} file: {err}", EXIT_USAGE) from None
 
 
 def given_instances(entries, source: Path, relative: Path, max_instances: int, notes: list[str]):
@@ -91,3 +98,33 @@ def given_instances(entries, source: Path, relative: Path, max_instances: int, n
         return found
 
     return lookup
+
+
+def read_hints(path: Path) -> dict[str, list[dict]]:
+    """The checked hints file (:func:`instcolor.color.hints.read_hints_file`); a malformed one exits 2,
+    one line per image."""
+    from instcolor.color.hints import read_hints_file
+
+    return _read_entries(path, read_hints_file, "hints")
+
+
+def given_hints(entries: dict[str, list[dict]], source: Path, relative: Path) -> tuple[str | None, list[dict] | None]:
+    """``source``'s key and hints in a hints file (``(None, None)``: not in it), their points checked
+    against the image's size (read from its header).
+
+    Raises:
+        ValueError: a point outside the image (the message names the hint).
+    """
+    from instcolor.color.hints import check_hint_items
+    from instcolor.instances import lookup_key
+    from instcolor.io import image_size
+
+    key = lookup_key(entries, source, relative)
+    if key is None:
+        return None, None
+    try:
+        size = image_size(source)
+    except ValueError:
+        return key, entries[key]  # an unreadable image fails where it is colorized, like any other
+    check_hint_items(entries[key], size)
+    return key, entries[key]

@@ -5,6 +5,7 @@
     instcolor train --stage fusion --data photos/ --boxes boxes.json --init runs/instance --out runs/fusion
     instcolor train --stage instance --class-aware --data photos/ --boxes boxes.json --init runs/full --out runs/ca
     instcolor train --resume --out runs/fusion            # after an interruption
+    instcolor train --stage full --hints ...               # with random colour hints (each stage)
     torchrun --nproc-per-node 4 -m instcolor.cli train --stage full --data photos/ --out runs/full
 
 Settings come from the defaults (the reference's), then ``--config`` (JSON or TOML with the
@@ -89,6 +90,12 @@ def train_command(
         help="weigh each pixel's loss by the rarity of its colour (0 = off, default; 0.5 = Zhang et al.): "
         "fights the muted sepia look",
     ),
+    hints: bool | None = typer.Option(
+        None, "--hints/--no-hints", help="train with random colour hints from the ground truth (default: off)"
+    ),
+    no_hint_share: float | None = typer.Option(
+        None, help="with --hints, the share of samples given no hint at all (default: 0.25)"
+    ),
     precision: Precision | None = typer.Option(
         None, help="fp32, bf16 (CPU/CUDA), fp16 (CUDA), or fp64 for numerical checks (default: fp32)"
     ),
@@ -130,6 +137,8 @@ def train_command(
         "class_inputs": class_inputs,
         "class_dropout": class_dropout,
         "colour_rebalance": colour_rebalance,
+        "hints": hints,
+        "no_hint_share": no_hint_share,
         "precision": precision.value if precision else None,
         "compile": compile,
         "device": device,

@@ -7,7 +7,8 @@
 * ``report.md``: the tables and the protocol, for people;
 * ``contact_sheet.png``: per image, the grey input, each method's result and the ground truth,
   boxes drawn on the fusion result and the ground truth;
-* ``distributions.png``: per-image (and per-instance) distribution of each metric by method.
+* ``distributions.png``: per-image (and per-instance) distribution of each metric by method;
+* ``hints.png`` (with ``hint_points``): PSNR against the number of hint points, as Zhang et al.'s plot.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from instcolor.evaluation.hints import hint_plot, hint_table
 from instcolor.evaluation.runner import (
     GROUND_TRUTH,
     IMAGE_ONLY_METRICS,
@@ -58,6 +60,7 @@ def metrics_json(result: EvaluationResult) -> dict:
             for level, methods in result.summary.items()
         },
         "fid": json_safe(result.fid),
+        **({"hint_curve": {str(n): s.to_json() for n, s in result.hint_curve.items()}} if result.hint_curve else {}),
         "images": [record.to_json() for record in result.images],
         "skipped": [{"image": name, "reason": reason} for name, reason in result.skipped],
         "failed": [{"image": name, "error": error} for name, error in result.failed],
@@ -128,6 +131,12 @@ def render_markdown(result: EvaluationResult, files: dict[str, str]) -> str:
         lines += [f"| {result.methods[m]} (`{m}`) | {_number(v)} |" for m, v in result.fid.items() if m in result.methods]
     else:
         lines.append(f"unavailable: {result.unavailable.get('fid', 'not computed')}")
+    if result.hint_curve:
+        lines += ["", "## PSNR against hint points (fusion, whole image)", "", *hint_table(result.hint_curve)]
+        if "hints.png" in files:
+            lines += ["", "![PSNR against hint points](hints.png)"]
+        if result.protocol.get("weights_trained_with_hints") is False:
+            lines += ["", "> **Note:** these weights were not trained with hints (`instcolor train --hints`)."]
     if result.unavailable:
         lines += ["", "## Unavailable metrics", ""]
         lines += [f"- {METRIC_TITLES.get(k, k.upper())}: unavailable: {reason}" for k, reason in result.unavailable.items()]
@@ -249,6 +258,9 @@ def write_report(result: EvaluationResult, folder: str | os.PathLike) -> dict[st
         save_image(sheet, folder / "contact_sheet.png")
         written["contact_sheet.png"] = folder / "contact_sheet.png"
         described["contact_sheet.png"] = f"grey input / each method / ground truth for the first {len(result.previews)} images"
+    if hint_plot(result.hint_curve, folder / "hints.png"):
+        written["hints.png"] = folder / "hints.png"
+        described["hints.png"] = "PSNR against the number of hint points drawn from the ground truth"
     if distribution_plot(result, folder / "distributions.png"):
         written["distributions.png"] = folder / "distributions.png"
         described["distributions.png"] = "per-image and per-instance distribution of each metric"

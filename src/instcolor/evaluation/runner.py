@@ -29,6 +29,7 @@ import torch
 from PIL import Image
 
 from instcolor.color import rgb_to_grey, rgb_to_lab
+from instcolor.color.hints import POINT_SIDE
 from instcolor.training.data import AB_RANGE_THRESHOLD
 from instcolor.training.data import ab_range as _training_ab_range
 from instcolor.evaluation.metrics import (
@@ -43,6 +44,7 @@ from instcolor.evaluation.metrics import (
     seam_score,
     ssim_many,
 )
+from instcolor.evaluation.hints import hint_curve, hint_psnr, image_seed
 from instcolor.evaluation.stats import Summary, bootstrap_mean
 from instcolor.geometry import sanitize_boxes
 from instcolor.instances import Instances, lookup_instances
@@ -86,6 +88,8 @@ class EvaluationConfig:
         bootstrap_resamples, seed: for the 95% intervals.
         preview_images: how many images the contact sheet shows.
         preview_height: row height of the contact sheet, pixels.
+        hint_points: also measure PSNR with this many hint points drawn from the ground truth
+            (:mod:`instcolor.evaluation.hints`), e.g. ``(0, 1, 2, 5, 10, 20)``; empty: not.
     """
 
     resolution: int | None = 256
@@ -100,8 +104,12 @@ class EvaluationConfig:
     seed: int = 0
     preview_images: int = 16
     preview_height: int = 128
+    hint_points: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        self.hint_points = tuple(sorted({int(n) for n in self.hint_points}))
+        if self.hint_points and self.hint_points[0] < 0:
+            raise ValueError(f"hint_points must be non-negative, got {self.hint_points}")
         if self.resolution is not None and (self.resolution < 16 or self.resolution % 8):
             raise ValueError(f"resolution must be a multiple of 8 of at least 16, got {self.resolution}")
         if self.download is None:
@@ -139,6 +147,7 @@ class ImageRecord:
         metrics: ``{method or "ground_truth": {"image": {metric: value}, "instances": [{metric: value}]}}``;
             instance lists hold the used instances only.
         modes: ``{method: network path that ran}`` ("full" for fusion when the image has no box).
+        hint_psnr: ``{hint points: whole-image PSNR of the fusion result}`` (empty unless asked).
     """
 
     name: str
@@ -147,9 +156,10 @@ class ImageRecord:
     instances: list[dict]
     metrics: dict[str, dict]
     modes: dict[str, str]
+    hint_psnr: dict[int, float] = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        return {
+        data = {
             "image": self.name,
             "size": list(self.size),
             "eval_size": list(self.eval_size),
@@ -157,6 +167,9 @@ class ImageRecord:
             "modes": self.modes,
             "metrics": json_safe(self.metrics),
         }
+        if self.hint_psnr:
+            data["hint_psnr"] = json_safe({str(n): v for n, v in self.hint_psnr.items()})
+        return data
 
 
 @dataclass
@@ -173,6 +186,7 @@ class EvaluationResult:
         summary: ``{"image" | "instance": {method: {metric: Summary}}}``.
         fid: ``{method: Fréchet distance}`` over whole images (empty when unavailable).
         previews: contact-sheet material for the first images.
+        hint_curve: ``{hint points: Summary of the whole-image PSNR}`` (empty unless asked).
     """
 
     protocol: dict
@@ -184,6 +198,7 @@ class EvaluationResult:
     summary: dict[str, dict[str, dict[str, Summary]]] = field(default_factory=dict)
     fid: dict[str, float] = field(default_factory=dict)
     previews: list[Preview] = field(default_factory=list)
+    hint_curve: dict[int, Summary] = field(default_factory=dict)
 
 
 def json_safe(value):
@@ -341,6 +356,9 @@ class _Evaluator:
             for i in range(len(found))
         ]
         record = ImageRecord(name, size, eval_size, instances, metrics, modes)
+        if self.config.hint_points:
+            seed = image_seed(self.config.seed, name)
+            record.hint_psnr = hint_psnr(self.colorizer, grey, truth, given, self.config.hint_points, seed, preds["fusion"])
         return record, self.preview(name, preds, truth, eval_boxes)
 
     def preview(self, name: str, preds: dict[str, np.ndarray], truth: np.ndarray, boxes: np.ndarray) -> Preview:
@@ -439,6 +457,9 @@ def evaluate(
         else:
             result.fid = runner.fid.compute()
     result.summary = summarize(result.images, list(result.methods), config.bootstrap_resamples, config.seed)
+    if config.hint_points and result.images:
+        per_image = [record.hint_psnr for record in result.images]
+        result.hint_curve = hint_curve(per_image, config.hint_points, config.bootstrap_resamples, config.seed)
     result.protocol = describe_protocol(config, colorizer, compare, boxes, runner, len(result.images), instcolor.__version__)
     result.protocol.update(protocol or {})
     return result
@@ -548,4 +569,13 @@ def describe_protocol(config: EvaluationConfig, colorizer, compare, boxes, runne
             name: version_of(name) for name in ("torch", "torchvision", "torchmetrics", "scikit-image", "lpips", "kornia", "Pillow", "numpy")
         },
     }
+    if config.hint_points:
+        model_config = getattr(getattr(colorizer, "model", None), "config", None)
+        protocol["hints"] = (
+            f"PSNR with {', '.join(map(str, config.hint_points))} hint points drawn from each image's ground "
+            f"truth (instcolor.evaluation.hints: Zhang et al.'s sampler, {POINT_SIDE}x{POINT_SIDE}-cell patches "
+            f"of the mean colour, the first n of one draw per image, seed {config.seed} and the image name); "
+            "fusion with the image's instances"
+        )
+        protocol["weights_trained_with_hints"] = getattr(model_config, "hints", None)
     return protocol

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from instcolor.inference.runtime import PreparedModel, RuntimeOptions, prepare_model
-from instcolor.models.model import InstColorModel, network_input
+from instcolor.models.model import InstColorModel, hinted_input
 
 BACKENDS = ("torch", "onnxruntime")
 #: Precisions the ONNX Runtime backend runs.
@@ -165,8 +165,8 @@ class OrtRuntime:
     def context(self) -> contextlib.AbstractContextManager:
         return contextlib.nullcontext()
 
-    def network_inputs(self, lightness: torch.Tensor) -> torch.Tensor:
-        return self.cast(network_input(lightness))
+    def network_inputs(self, lightness: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
+        return self.cast(hinted_input(lightness, hints))
 
     def cast(self, x: torch.Tensor) -> torch.Tensor:
         return x.detach().to("cpu", torch.float32).contiguous()

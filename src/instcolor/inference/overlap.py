@@ -36,12 +36,18 @@ class Job:
     """One file to colorize: where from, where to, and given instances (None: the detector's).
 
     ``instances`` may also be a callable returning them, called just before the file is colorized
-    (so that masks from a boxes file are decoded one image at a time).
+    (so that masks from a boxes file are decoded one image at a time). ``hints``: colour hints
+    ``[{"xy": [x, y], "colour": "#rrggbb"}, ...]`` for :meth:`Colorizer.__call__`, or None.
     """
 
     source: Path
     target: Path
     instances: Instances | Callable[[], Instances | None] | None = None
+    hints: list[dict] | None = None
+
+    def options(self) -> dict:
+        """Keyword arguments of the colorizer call beyond the instances (only those given)."""
+        return {} if self.hints is None else {"hints": self.hints}
 
     def given(self) -> Instances | None:
         """The given instances (calling :attr:`instances` when it is a callable)."""
@@ -106,7 +112,7 @@ def colorize_files(
         for job in jobs:
             start = time.perf_counter()
             try:
-                result = colorizer(job.source, job.given(), mode=mode)
+                result = colorizer(job.source, job.given(), mode=mode, **job.options())
                 yield Done(
                     job, _write(result.image, job.target, getattr(result, "image16", None)), seconds=time.perf_counter() - start, **_about(result)
                 )
@@ -125,7 +131,7 @@ def colorize_files(
             done: Done | None = None
             try:
                 decoded = reads.pop(index).result()
-                result = colorizer(decoded, job.given(), mode=mode)
+                result = colorizer(decoded, job.given(), mode=mode, **job.options())
             except Exception as err:
                 done = Done(job, error=err, seconds=time.perf_counter() - start)
             if writing is not None:  # the previous write overlapped with this image's networks

@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +30,12 @@ import torch.nn.functional as F
 from PIL import Image
 
 from instcolor.color import denormalize_ab, join_lab, lightness, normalize_l
+from instcolor.color.hints import Hints, instance_hints, instance_regions, parse_hints
 from instcolor.color.compose import grey_levels, image_lightness, lab_to_image, lab_to_rgb16
 from instcolor.devices import resolve_device
 from instcolor.inference.preprocess import prepare
 from instcolor.inference.runtime import EAGER_FP32, RuntimeOptions, prepare_model
+from instcolor.geometry import sanitize_boxes
 from instcolor.inference.timing import StageTimer
 from instcolor.instances import DEFAULT_MAX_INSTANCES, Instances, check_boxes
 from instcolor.io import DecodedImage, decode_image, to_pil
@@ -45,6 +47,13 @@ MODES = ("fusion", "full")
 #: ``colour_input=`` choices for an input that already has colour: colorize its lightness (``grey``),
 #: keep its own chroma where it has some (``keep-chroma``), or refuse it (``skip``).
 COLOUR_INPUT_CHOICES = ("grey", "keep-chroma", "skip")
+
+
+#: The warning :class:`Colorizer` gives once when hints meet weights trained without them.
+HINTS_IGNORED = (
+    "these weights were not trained with colour hints: hints have little effect and can make the colours worse "
+    "(train with `instcolor train --hints`)"
+)
 
 
 class InputSkipped(ValueError):
@@ -214,6 +223,7 @@ class Colorizer:
         self.backend = getattr(self._runtime, "backend", "torch")
         self.model = self._runtime.model
         self.precision = options.precision
+        self._warned_hints = False
 
     @classmethod
     def from_pretrained(
@@ -313,6 +323,7 @@ class Colorizer:
         boxes: np.ndarray | None,
         mode: str = "fusion",
         masks: np.ndarray | None = None,
+        hints: Hints | None = None,
         labels: Sequence[str] | None = None,
     ) -> tuple[torch.Tensor, str]:
         """Predict ab at full resolution.
@@ -322,6 +333,7 @@ class Colorizer:
             boxes: ``(N, 4)`` boxes in original pixels, or None.
             mode: ``"fusion"`` (instance-aware; the full-image net when there is no box) or ``"full"``.
             masks: ``(N, H, W)`` instance masks (used under the ``"confined"`` fusion rule), or None.
+            hints: colour hints in original pixels (instance indices = rows of ``boxes``), or None.
             labels: N instance labels (COCO names, ``""`` unknown) for class-aware weights, or None
                 (all unknown).
 
@@ -337,9 +349,9 @@ class Colorizer:
             if mode != "fusion" or not self.uses_masks:
                 masks = None
             boxes = boxes if mode == "fusion" else None
-            inputs = prepare(normalize_l(l_full_res), boxes, self.size, placements_device, masks=masks)
-            full_input = runtime.network_inputs(inputs.full)
-            crops = runtime.network_inputs(inputs.crops) if len(inputs.crops) else None
+            inputs = prepare(normalize_l(l_full_res), boxes, self.size, placements_device, masks=masks, hints=hints)
+            full_input = runtime.network_inputs(inputs.full, inputs.full_hints)
+            crops = runtime.network_inputs(inputs.crops, inputs.crop_hints) if len(inputs.crops) else None
             box_info = inputs.box_info
             classes = self.crop_classes(labels, len(inputs.crops)) if crops is not None else None
         with self._stage("networks"), runtime.context():
@@ -360,15 +372,28 @@ class Colorizer:
         boxes: np.ndarray | list | None = None,
         masks: np.ndarray | None = None,
         mode: str = "fusion",
+        hints: list[dict] | Hints | None = None,
     ) -> ColorizeResult:
         """Colorize one image.
 
         Args:
             image: a path, PIL image, ``HxW`` / ``HxWx3`` / ``HxWx4`` uint8 (or uint16) array, or an
                 already decoded image (:func:`instcolor.io.decode_image`, e.g. from a reader thread).
-            instances: instances to use instead of the detector (``Instances()`` means none).
+            instances: instances to use instead of the detector (``Instances()`` means none); an
+                instance with a ``colour`` (:attr:`Instances.colours`) is pushed to that colour:
+                hints tile it in its crop only (:func:`instcolor.color.hints.instance_hints`), and
+                the result outside the instance (its mask, else its box with a feathered border) is
+                the one without them (a second network run), so nothing else changes.
             boxes: shorthand for ``Instances(boxes=boxes, masks=masks)``; overrides the detector.
             mode: ``"fusion"`` or ``"full"`` (the full-image network alone).
+            hints: colour hints ``[{"xy": [x, y], "colour": "#rrggbb" or [r, g, b]}, ...]`` in
+                image pixels (:func:`instcolor.color.hints.parse_hints`), given to the full-image
+                input and to every crop that contains them. Weights trained without hints
+                (:attr:`ModelConfig.hints`) hardly follow them and their colours get worse (a
+                warning says so, once).
+
+        Raises:
+            ValueError: bad hints (a point outside the image, a bad colour, wrong types).
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -376,6 +401,7 @@ class Colorizer:
             self.timer.reset()
         with self._stage("decode"):
             decoded = image if isinstance(image, DecodedImage) else decode_image(image)
+        user_hints = parse_hints(hints, decoded.size, self.size) if hints is not None and len(hints) else None
         with self._stage("upsample_convert"):
             if self.fast:  # from the decoded samples by tables: no float copy of the image
                 l_full_res = image_lightness(decoded).to(self.device)
@@ -419,9 +445,14 @@ class Colorizer:
         sixteen = decoded.pixels.dtype == np.uint16 and alpha is None  # kept as 16-bit RGB (PNG/TIFF)
         del decoded  # only L and alpha are needed from here
         has_boxes = len(instances) > 0
-        ab, ran = self.predict_ab(
-            l_full_res, instances.boxes if has_boxes else None, mode, instances.masks, instances.labels
-        )
+        all_hints = self._hints(user_hints, instances if mode == "fusion" else Instances(), l_full_res.shape[-2:])
+        if instances.colours is not None and mode != "fusion":
+            notes.append("instance colours act on the instances' crops: ignored in --mode full")
+        boxes = instances.boxes if has_boxes else None
+        labels = instances.labels
+        ab, ran = self.predict_ab(l_full_res, boxes, mode, instances.masks, hints=all_hints, labels=labels)
+        if ran == "fusion" and all_hints is not None and (all_hints.instance >= 0).any():
+            ab = self._confine_instance_hints(ab, l_full_res, boxes, instances.masks, all_hints, labels)
         if own_colour is not None:
             own_ab, coloured = own_colour
             ab = torch.where(coloured.to(ab.device), own_ab.to(ab.device), ab)
@@ -449,6 +480,39 @@ class Colorizer:
         )
 
 
+    def _confine_instance_hints(
+        self, ab: torch.Tensor, l_full_res: torch.Tensor, boxes: np.ndarray, masks: np.ndarray | None, hints: Hints,
+        labels: Sequence[str] | None = None,
+    ) -> torch.Tensor:  # fmt: skip
+        """Keep the effect of instance-owned hints inside their instances: ``ab`` outside them is
+        replaced by the result without those hints (a second network run), joined by
+        :func:`instcolor.color.hints.instance_regions`."""
+        shared = hints.select(hints.instance < 0)
+        without, _ = self.predict_ab(
+            l_full_res, boxes, "fusion", masks, hints=shared if len(shared) else None, labels=labels
+        )
+        height, width = l_full_res.shape[-2:]
+        sanitized = sanitize_boxes(boxes, (width, height))
+        owners = hints.instance[hints.instance >= 0]
+        weight = instance_regions(sanitized, owners, (height, width), masks, self.model.config.support_feather)
+        return torch.lerp(without, ab, weight.to(ab.device))
+
+    def _hints(self, user_hints: Hints | None, instances: Instances, image_hw) -> Hints | None:
+        """User hints plus the instances' colours as hints; warns once when the weights ignore hints."""
+        found = user_hints
+        if instances.colours is not None and len(instances):
+            height, width = int(image_hw[0]), int(image_hw[1])
+            boxes = sanitize_boxes(instances.boxes, (width, height))
+            own = instance_hints(boxes, instances.colours, self.size, instances.masks)
+            found = own if found is None else found + own
+        if found is not None and len(found) and not self.model.config.hints and not self._warned_hints:
+            import warnings
+
+            warnings.warn(HINTS_IGNORED, UserWarning, stacklevel=3)
+            self._warned_hints = True
+        return found
+
+
 def checked_instances(
     instances: Instances, image_size: tuple[int, int], max_instances: int
 ) -> tuple[Instances, list[str]]:
@@ -457,7 +521,7 @@ def checked_instances(
     if not notes:
         return instances, notes
     kept = instances.select(keep)
-    return Instances(boxes=boxes[keep], scores=kept.scores, labels=kept.labels, masks=kept.masks), notes
+    return replace(kept, boxes=boxes[keep]), notes
 
 
 def _weights_path(name_or_path: str | os.PathLike, fallback: bool | None):

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from instcolor.color.hints import Hints, grid_hints
 from instcolor.geometry import box_infos, fusion_grids, sanitize_boxes
 
 
@@ -54,6 +55,8 @@ class NetworkInputs:
     boxes: np.ndarray
     box_info: dict[int, torch.Tensor]
     crop_masks: torch.Tensor | None = None
+    full_hints: torch.Tensor | None = None
+    crop_hints: torch.Tensor | None = None
 
 
 def prepare(
@@ -62,6 +65,7 @@ def prepare(
     size: int = 256,
     placements_device: torch.device | str | None = None,
     masks: np.ndarray | torch.Tensor | None = None,
+    hints: Hints | None = None,
 ) -> NetworkInputs:
     """Resize a ``(1, C, H, W)`` image (any channels: L, or L+ab for training targets) and its boxes.
 
@@ -74,6 +78,7 @@ def prepare(
             device synchronisation.
         masks: ``(N, H, W)`` instance masks (bool or float in ``[0, 1]``) at the image's resolution,
             one per box, or None.
+        hints: colour hints in the image's pixels (instance indices = positions in ``boxes``), or None.
     """
     height, width = image.shape[-2:]
     boxes = sanitize_boxes(np.zeros((0, 4)) if boxes is None else boxes, (width, height))
@@ -90,10 +95,13 @@ def prepare(
         empty = torch.nonzero(crop_masks.flatten(1).amax(dim=1) <= 0).flatten().tolist()
         if empty:
             raise ValueError(f"the mask of instance {empty[0] + 1} is empty inside its box")
+    full_hints, crop_hints = grid_hints(hints, (width, height), boxes, size)
     return NetworkInputs(
         full=resize(image, size),
         crops=crop_and_resize(image, boxes, size),
         boxes=boxes,
         box_info={grid: torch.from_numpy(info).to(placements_device or image.device) for grid, info in infos.items()},
         crop_masks=crop_masks,
+        full_hints=None if full_hints is None else full_hints.to(image.device),
+        crop_hints=None if crop_hints is None else crop_hints.to(image.device),
     )

@@ -28,7 +28,7 @@ from torch import nn
 
 from instcolor.inference.cudagraphs import GraphedNetworks
 from instcolor.inference.timing import release_free_memory
-from instcolor.models.model import InstColorModel, network_input
+from instcolor.models.model import InstColorModel, hinted_input
 
 #: Precisions a model can run at; ``"auto"`` (see :func:`instcolor.inference.precision.choose_precision`)
 #: resolves to one of them.
@@ -139,9 +139,10 @@ class PreparedModel:
             return contextlib.nullcontext()
         return _cudnn_benchmark()
 
-    def network_inputs(self, lightness: torch.Tensor) -> torch.Tensor:
-        """Network inputs for normalised lightness ``(B, 1, S, S)``, ready for this model (:meth:`cast`)."""
-        return self.cast(network_input(lightness))
+    def network_inputs(self, lightness: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
+        """Network inputs for normalised lightness ``(B, 1, S, S)`` and hint planes ``(B, 3, S, S)``
+        (:func:`instcolor.models.model.hinted_input`; None: no hint), ready for this model (:meth:`cast`)."""
+        return self.cast(hinted_input(lightness, hints))
 
     def cast(self, x: torch.Tensor) -> torch.Tensor:
         """A network input on the model's device, dtype and memory format."""

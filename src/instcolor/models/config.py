@@ -46,6 +46,9 @@ class ModelConfig:
             * ``"fusion"``: a per-class bias on each fusion layer's instance weight logit (how
               much an instance of that class is trusted against the full-image feature);
             * ``"both"``.
+        hints: the networks were trained with random colour hints in their hint inputs
+            (:mod:`instcolor.color.hints`), so user hints steer them; weights without it
+            (the paper's) were trained with empty hint inputs only.
     """
 
     width: float = 1.0
@@ -55,6 +58,7 @@ class ModelConfig:
     support_feather: float = 0.125
     num_classes: int = 0
     class_inputs: str = "instance"
+    hints: bool = False
 
     def __post_init__(self) -> None:
         if self.fusion_rule not in FUSION_RULES:

@@ -107,9 +107,34 @@ def is_class_key(key: str) -> bool:
     return not CLASS_MODULES.isdisjoint(key.split("."))
 
 
-def network_input(lightness: torch.Tensor) -> torch.Tensor:
-    """``(B, 1, H, W)`` normalised lightness ``(L - 50) / 100`` -> ``(B, 4, H, W)`` network input."""
+def network_input(
+    lightness: torch.Tensor, hint_ab: torch.Tensor | None = None, hint_mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``(B, 1, H, W)`` normalised lightness ``(L - 50) / 100`` -> ``(B, 4, H, W)`` network input.
+
+    Channels: the lightness, the hint ab (ab / 110 where a colour is given, 0 elsewhere) and the hint
+    mask minus 0.5 (the reference's convention).
+
+    Args:
+        hint_ab: ``(B, 2, H, W)`` hint colours in network units (ab / 110), zero outside the mask;
+            None: no hint (zeros), as the paper always feeds.
+        hint_mask: ``(B, 1, H, W)`` in ``{0, 1}``, 1 where a hint is given; needed with ``hint_ab``.
+    """
     b, _, h, w = lightness.shape
-    hints = lightness.new_zeros((b, 2, h, w))
-    mask = lightness.new_full((b, 1, h, w), -0.5)
+    if hint_ab is None:
+        hints = lightness.new_zeros((b, 2, h, w))
+        mask = lightness.new_full((b, 1, h, w), -0.5)
+    else:
+        if hint_mask is None:
+            raise ValueError("hint_ab needs its hint_mask")
+        hints = (hint_ab * hint_mask).to(lightness.dtype)
+        mask = hint_mask.to(lightness.dtype) - 0.5
     return torch.cat([lightness, hints, mask], dim=1)
+
+
+def hinted_input(lightness: torch.Tensor, planes: torch.Tensor | None) -> torch.Tensor:
+    """:func:`network_input` with hint planes ``(B, 3, H, W)`` (ab / 110, mask in ``{0, 1}``;
+    :func:`instcolor.color.hints.hint_planes`), or None for no hint."""
+    if planes is None:
+        return network_input(lightness)
+    return network_input(lightness, planes[:, :2], planes[:, 2:3])

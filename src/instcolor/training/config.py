@@ -9,6 +9,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+from instcolor.color.hints import NO_HINT_SHARE
 from instcolor.models.config import CLASS_INPUTS, FUSION_RULES
 from instcolor.models.weights.registry import resolve_weights_path
 from instcolor.models.weights.store import WeightsError, read_metadata
@@ -74,7 +75,9 @@ class TrainConfig:
     """Everything that defines a training run; written resolved to ``RUN/config.json``.
 
     Fields left ``None`` take the stage's reference value (:data:`STAGE_DEFAULTS`); ``width``
-    defaults to the ``init`` weights' width, else 1.0.
+    defaults to the ``init`` weights' width, else 1.0. ``hints`` trains with random colour hints
+    (Zhang et al. 2017; :func:`instcolor.color.hints.draw_training_hints`), ``no_hint_share`` of
+    the samples getting none; the weights then record ``hints`` in their config.
 
     ``class_aware`` (default: as the ``init`` weights, else off) trains a class-aware model
     (:attr:`instcolor.models.config.ModelConfig.num_classes`): each instance's boxes-file label
@@ -109,6 +112,8 @@ class TrainConfig:
     class_inputs: str = "instance"
     class_dropout: float = 0.1
     colour_rebalance: float = 0.0
+    hints: bool = False
+    no_hint_share: float = NO_HINT_SHARE
     precision: str = "fp32"
     compile: bool = False
     device: str = "auto"
@@ -157,6 +162,8 @@ class TrainConfig:
             raise ConfigError(f"class_dropout must be in [0, 1), got {self.class_dropout}")
         if not 0.0 <= self.colour_rebalance < 1.0:
             raise ConfigError(f"colour_rebalance must be in [0, 1), got {self.colour_rebalance}")
+        if not 0.0 <= self.no_hint_share <= 1.0:
+            raise ConfigError(f"no_hint_share must be in [0, 1], got {self.no_hint_share}")
         if not 0.0 < self.crop_scale_min <= 1.0:
             raise ConfigError(f"crop_scale_min must be in (0, 1], got {self.crop_scale_min}")
         defaults = STAGE_DEFAULTS[self.stage]

@@ -15,6 +15,13 @@ Stages (as the reference's ``fusion_dataset.py``):
 Tensors: network inputs ``(4, S, S)`` (:func:`instcolor.models.model.network_input` of the grey
 image's normalised lightness), targets ``(2, S, S)`` ab in network units (Lab ab / 110).
 
+With ``hints`` (:func:`instcolor.color.hints.draw_training_hints`), random colour hints revealing
+the ground truth are drawn after the augmentation draws on the network grid of what the trained
+network sees whole: the image (stages ``full`` and ``fusion``; in ``fusion`` every crop gets the
+image's hints that fall in it, as at inference) or the box crop (stage ``instance``: hints drawn
+on the whole image and moved into the crop left about 60% of the crops without any, so the
+instance net would hardly learn them).
+
 For a class-aware model (``ColorizationDataset(classes=True)``) samples also carry the class id
 of each instance they show (:func:`instcolor.detection.coco.coco_class_ids` of the boxes file's
 labels), each one replaced by the unknown id with probability ``class_dropout`` so that the model
@@ -35,12 +42,13 @@ from torch.utils.data import Dataset, Sampler
 from torchvision.transforms import RandomResizedCrop
 
 from instcolor.color import AB_SCALE, lightness, normalize_ab, normalize_l, rgb_to_grey, rgb_to_lab
+from instcolor.color.hints import NO_HINT_SHARE, draw_training_hints, grid_hints
 from instcolor.detection.coco import UNKNOWN_CLASS_ID, coco_class_ids
 from instcolor.geometry import sanitize_boxes
 from instcolor.inference.preprocess import prepare
 from instcolor.instances import Instances, lookup_instances, mask_to_rle, rle_to_mask
 from instcolor.io import atomic_write_bytes, decode_image, find_images
-from instcolor.models.model import network_input
+from instcolor.models.model import hinted_input
 
 STAGES = ("full", "instance", "fusion")
 
@@ -242,6 +250,8 @@ class ColorizationDataset(Dataset):
         augmentation: random flip and resized crop; :data:`NO_AUGMENTATION` for none.
         seed: base seed of the per-sample random draws.
         ab_threshold: ab range (Lab units) under which a sample counts as a greyscale original.
+        hints: feed random colour hints drawn from the ground truth (Zhang et al. 2017).
+        no_hint_share: with ``hints``, the share of samples that get none at all.
         classes: samples of the instance and fusion stages carry their instances' class ids
             (:attr:`Sample.classes`), for a class-aware model.
         class_dropout: with ``classes``, the probability that an instance's id is replaced by the
@@ -256,6 +266,8 @@ class ColorizationDataset(Dataset):
         augmentation: Augmentation = Augmentation(),
         seed: int = 0,
         ab_threshold: float = AB_RANGE_THRESHOLD,
+        hints: bool = False,
+        no_hint_share: float = NO_HINT_SHARE,
         classes: bool = False,
         class_dropout: float = 0.0,
     ) -> None:
@@ -271,6 +283,8 @@ class ColorizationDataset(Dataset):
         self.augmentation = augmentation
         self.seed = seed
         self.ab_threshold = ab_threshold
+        self.hints = hints
+        self.no_hint_share = no_hint_share
         self.classes = classes and stage != "full"
         self.class_dropout = class_dropout
 
@@ -283,16 +297,16 @@ class ColorizationDataset(Dataset):
         rgb = torch.from_numpy(decode_image(item.path).rgb).permute(2, 0, 1)[None]
         generator = torch.Generator().manual_seed(sample_seed(self.seed, epoch, index))
         if self.stage == "full":
-            return self._single(self._augment(rgb, generator))
-        if self.stage == "instance":
+            return self._single(self._augment(rgb, generator), generator)
+        if self.stage == "instance":  # hints drawn on the crop, the instance net's whole input
             choice = int(torch.randint(len(item.boxes), (1,), generator=generator))
             x1, y1, x2, y2 = _box_region(item.boxes[choice], rgb.shape[-2:])
-            sample = self._single(self._augment(rgb[..., y1:y2, x1:x2], generator))
+            sample = self._single(self._augment(rgb[..., y1:y2, x1:x2], generator), generator)
             shown = [choice]
         else:
             masks = None if item.masks is None else np.stack([rle_to_mask(m) for m in item.masks])
             sample, shown = self._fusion(rgb, item.boxes, generator, masks)
-        if self.classes:
+        if self.classes:  # drawn last: the images and hints are those of a class-blind run
             ids = torch.from_numpy(item.class_ids()[shown])
             dropped = torch.rand(len(ids), generator=generator) < self.class_dropout
             sample.classes = torch.where(dropped, UNKNOWN_CLASS_ID, ids)
@@ -324,9 +338,23 @@ class ColorizationDataset(Dataset):
     def _is_colour(self, target: torch.Tensor) -> bool:
         return bool(ab_range(target * AB_SCALE)[0] >= self.ab_threshold)
 
-    def _single(self, rgb: torch.Tensor) -> Sample:
+    def _hint_planes(
+        self, image_size: tuple[int, int], target: torch.Tensor, boxes: np.ndarray, generator: torch.Generator
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Random hints of an image of ``(width, height)`` whose ab / 110 on the network grid is
+        ``target`` ``(2, S, S)``: its planes and those of the crops of ``boxes`` (:func:`grid_hints`)."""
+        hints = draw_training_hints(target, image_size, generator, no_hint_share=self.no_hint_share)
+        return grid_hints(hints, image_size, boxes, self.size)
+
+    def _single(self, rgb: torch.Tensor, generator: torch.Generator) -> Sample:
         full = prepare(self._lab_stack(rgb), None, self.size).full
-        return Sample(input=network_input(full[:, :1])[0], target=full[0, 1:], valid=self._is_colour(full[:, 1:]))
+        planes = None
+        if self.hints:
+            no_boxes = np.zeros((0, 4), np.int64)
+            planes, _ = self._hint_planes((rgb.shape[-1], rgb.shape[-2]), full[0, 1:], no_boxes, generator)
+        return Sample(
+            input=hinted_input(full[:, :1], planes)[0], target=full[0, 1:], valid=self._is_colour(full[:, 1:])
+        )
 
     def _fusion(
         self, rgb: torch.Tensor, boxes: np.ndarray, generator: torch.Generator, masks: np.ndarray | None = None
@@ -347,11 +375,14 @@ class ColorizationDataset(Dataset):
                        for m, (x1, y1, x2, y2) in zip(masks, kept)):  # fmt: skip
                 masks = None  # a silhouette left its box in this crop: train on the boxes
         prepared = prepare(self._lab_stack(rgb), kept, self.size, masks=masks)
+        full_hints = crop_hints = None
+        if self.hints:
+            full_hints, crop_hints = self._hint_planes((width, height), prepared.full[0, 1:], prepared.boxes, generator)
         sample = Sample(
-            input=network_input(prepared.full[:, :1])[0],
+            input=hinted_input(prepared.full[:, :1], full_hints)[0],
             target=prepared.full[0, 1:],
             valid=self._is_colour(prepared.full[:, 1:]),
-            crops=network_input(prepared.crops[:, :1]),
+            crops=hinted_input(prepared.crops[:, :1], crop_hints),
             box_info=prepared.box_info,
             boxes=prepared.boxes,
             crop_masks=prepared.crop_masks,

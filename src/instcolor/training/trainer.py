@@ -219,7 +219,9 @@ class _Trainer:
         torch.manual_seed(config.seed)
         classes = dict(num_classes=COCO_CLASS_COUNT, class_inputs=config.class_inputs) if config.class_aware else {}
         model = InstColorModel(
-            ModelConfig(width=config.width, input_size=config.size, fusion_rule=config.fusion_rule, **classes)
+            ModelConfig(
+                width=config.width, input_size=config.size, fusion_rule=config.fusion_rule, hints=config.hints, **classes
+            )
         )
         if not self.resume:
             if config.init:
@@ -282,6 +284,8 @@ class _Trainer:
             ab_threshold=config.ab_threshold,
             classes=bool(config.class_aware),
             class_dropout=config.class_dropout,
+            hints=config.hints,
+            no_hint_share=config.no_hint_share,
         )
         try:
             sampler = StepBatchSampler(len(dataset), config.batch_size, config.seed, world_size=self.context.world_size)

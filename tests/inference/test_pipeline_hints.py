@@ -1,0 +1,103 @@
+"""``Colorizer(image, hints=...)`` and per-instance colours."""
+
+import warnings
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from instcolor.color.hints import parse_hints
+from instcolor.inference.pipeline import HINTS_IGNORED, Colorizer
+from instcolor.inference.preprocess import prepare
+from instcolor.instances import Instances
+from instcolor.models.model import network_input
+from tests.support.helpers import TINY, gradient_image, tiny_model
+
+IMAGE = gradient_image(height=60, width=80, channels=1)
+BOX = [[8, 6, 44, 50]]
+
+
+@pytest.fixture(scope="module")
+def colorizer():
+    return Colorizer(tiny_model(), size=32)
+
+
+def test_no_hint_is_the_plain_path_byte_for_byte(colorizer):
+    for boxes in (None, BOX):
+        plain = colorizer(IMAGE, boxes=boxes)
+        for hints in (None, []):
+            again = colorizer(IMAGE, boxes=boxes, hints=hints)
+            assert np.array_equal(plain.ab, again.ab) and plain.image.tobytes() == again.image.tobytes()
+    inputs = prepare(torch.zeros(1, 1, 60, 80), np.array(BOX), 32, hints=parse_hints([], (80, 60)))
+    assert inputs.full_hints is None and inputs.crop_hints is None
+
+
+def test_network_input_without_hints_is_the_reference_tensor():
+    lightness = torch.rand(2, 1, 8, 8) - 0.5
+    plain = network_input(lightness)
+    assert torch.equal(plain[:, :1], lightness) and torch.all(plain[:, 1:3] == 0) and torch.all(plain[:, 3] == -0.5)
+    ab, mask = torch.rand(2, 2, 8, 8), torch.zeros(2, 1, 8, 8)
+    mask[:, :, 2, 3] = 1
+    hinted = network_input(lightness, ab, mask)
+    assert torch.equal(hinted[:, 1:3], ab * mask) and torch.equal(hinted[:, 3:], mask - 0.5)
+    assert torch.equal(network_input(lightness, torch.zeros_like(ab), torch.zeros_like(mask)), plain)
+
+
+def test_a_hint_changes_the_result_near_it_and_warns_once_for_weights_without_hints():
+    colorizer = Colorizer(tiny_model(), size=32)
+    plain = colorizer(IMAGE, boxes=BOX)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        red = colorizer(IMAGE, boxes=BOX, hints=[{"xy": [20, 20], "colour": "#ff0000"}])
+        colorizer(IMAGE, boxes=BOX, hints=[{"xy": [70, 50], "colour": [0, 0, 255]}])
+    assert [str(w.message) for w in caught] == [HINTS_IGNORED]
+    change = np.abs(red.ab - plain.ab).sum(axis=0)
+    assert change.max() > 0
+    assert change[10:30, 10:30].mean() > change[45:, 60:].mean()  # strongest around the hint
+
+
+def test_weights_trained_with_hints_do_not_warn():
+    colorizer = Colorizer(tiny_model(config=replace(TINY, hints=True)), size=32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        colorizer(IMAGE, hints=[{"xy": [20, 20], "colour": "#ff0000"}])
+
+
+@pytest.mark.parametrize(
+    ("hints", "message"),
+    [
+        ([{"xy": [81, 20], "colour": "#ff0000"}], "outside the 80x60 image"),
+        ([{"xy": [1, 1], "colour": "#ff00"}], "a colour must be"),
+        ("#ff0000", "must be a list"),
+    ],
+)
+def test_bad_hints_raise(colorizer, hints, message):
+    with pytest.raises(ValueError, match=message):
+        colorizer(IMAGE, hints=hints)
+
+
+@pytest.mark.filterwarnings("ignore:these weights were not trained")
+def test_an_instance_colour_acts_in_its_crop_only(colorizer):
+    two = [[8, 6, 44, 50], [50, 10, 78, 40]]
+    plain = colorizer(IMAGE, Instances(boxes=two))
+    coloured = colorizer(IMAGE, Instances(boxes=two, colours=[None, "#0000ff"]))
+    assert np.abs(coloured.ab - plain.ab).max() > 0
+    inputs = prepare(torch.zeros(1, 1, 60, 80), np.array(two), 32)  # what the pipeline feeds: crop 2 only
+    from instcolor.color.hints import grid_hints, instance_hints
+    from instcolor.geometry import sanitize_boxes
+
+    full, crops = grid_hints(instance_hints(sanitize_boxes(np.array(two), (80, 60)), [None, (0, 0, 255)], 32),
+                             (80, 60), inputs.boxes, 32)  # fmt: skip
+    assert full is None and crops[0].abs().sum() == 0 and crops[1, 2].sum() > 0
+    outside = np.ones((60, 80), bool)
+    outside[10:40, 50:78] = False
+    assert np.array_equal(coloured.ab[:, outside], plain.ab[:, outside])  # nothing outside the instance moves
+    masks = np.zeros((2, 60, 80), bool)
+    masks[0, 10:40, 10:40] = masks[1, 15:30, 55:70] = True
+    plain_masked = colorizer(IMAGE, Instances(boxes=two, masks=masks))
+    masked = colorizer(IMAGE, Instances(boxes=two, masks=masks, colours=[None, "#0000ff"]))
+    assert np.array_equal(masked.ab[:, ~masks[1]], plain_masked.ab[:, ~masks[1]])
+    assert np.abs(masked.ab[:, masks[1]] - plain_masked.ab[:, masks[1]]).max() > 0
+    full_mode = colorizer(IMAGE, Instances(boxes=two, colours=[None, "#0000ff"]), mode="full")
+    assert any("ignored in --mode full" in note for note in full_mode.notes)
