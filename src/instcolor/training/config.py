@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from instcolor.color.hints import NO_HINT_SHARE
-from instcolor.models.config import CLASS_INPUTS, FUSION_RULES
+from instcolor.detection.coco import COCO_CLASS_COUNT
+from instcolor.models.config import CLASS_INPUTS, FUSION_RULES, ModelConfig
 from instcolor.models.weights.registry import resolve_weights_path
 from instcolor.models.weights.store import WeightsError, read_metadata
 from instcolor.training.data import (
@@ -141,6 +142,13 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def model_config(self) -> ModelConfig:
+        """The networks a resolved run trains (class-aware ones know the COCO classes)."""
+        classes = {"num_classes": COCO_CLASS_COUNT, "class_inputs": self.class_inputs} if self.class_aware else {}
+        return ModelConfig(
+            width=self.width, input_size=self.size, fusion_rule=self.fusion_rule, hints=self.hints, **classes
+        )
 
     def resolved(self) -> TrainConfig:
         """Stage defaults filled in, paths made absolute, values checked (raises :class:`ConfigError`)."""

@@ -56,11 +56,9 @@ from torch.utils.data import DataLoader
 from torchvision.utils import make_grid
 
 from instcolor.color import AB_SCALE, L_CENTER, L_SCALE, join_lab
-from instcolor.detection.coco import COCO_CLASS_COUNT
 from instcolor.devices import resolve_device
 from instcolor.instances import Instances, load_boxes_file, save_boxes_file
 from instcolor.io import atomic_path, save_image, to_pil
-from instcolor.models.config import ModelConfig
 from instcolor.models.model import InstColorModel
 from instcolor.models.weights.store import save_state
 from instcolor.training.config import (
@@ -217,12 +215,7 @@ class _Trainer:
     def _build_model(self) -> InstColorModel:
         config = self.config
         torch.manual_seed(config.seed)
-        classes = dict(num_classes=COCO_CLASS_COUNT, class_inputs=config.class_inputs) if config.class_aware else {}
-        model = InstColorModel(
-            ModelConfig(
-                width=config.width, input_size=config.size, fusion_rule=config.fusion_rule, hints=config.hints, **classes
-            )
-        )
+        model = InstColorModel(config.model_config())
         if not self.resume:
             if config.init:
                 apply_initial_state(model, load_initial_state(config.init, model.config))
