@@ -4,7 +4,7 @@
 #   bash scripts/build_starter.sh [WORK_DIR]      # default WORK_DIR: ./starter-build
 #
 # Every step is an `instcolor` command or a script of this repository; photos come from Debian and
-# PyPI packages (scripts/starter_data.py). About 1.5 hours on 2 CPU cores; on a GPU add
+# PyPI packages (scripts/starter_data.py). About an hour on 2 CPU cores; on a GPU add
 # `--device cuda` (bf16 works on both). The last step overwrites src/instcolor/assets/starter.safetensors.
 set -euo pipefail
 
@@ -31,14 +31,4 @@ instcolor train --stage fusion --data "$DATA/train" --boxes "$DATA/boxes.json" -
     --epochs 4 --decay-epochs 2 --fusion-rule confined --fusion-init background "${COMMON[@]}" \
     --out "$RUNS/r2-fusion"
 
-# Release 3: all three stages fine-tuned with random colour hints (Zhang et al. 2017).
-HINTS=(--hints)
-instcolor train --stage full --data "$DATA/train" --init "$RUNS/r2-fusion" --batch-size 8 --lr 2.5e-4 --epochs 8 \
-    --decay-epochs 4 "${HINTS[@]}" "${COMMON[@]}" --out "$RUNS/r3-full"
-instcolor train --stage instance --data "$DATA/train" --boxes "$DATA/boxes.json" --init "$RUNS/r3-full" \
-    --batch-size 8 --epochs 4 --decay-epochs 2 "${HINTS[@]}" "${COMMON[@]}" --out "$RUNS/r3-instance"
-instcolor train --stage fusion --data "$DATA/train" --boxes "$DATA/boxes.json" --init "$RUNS/r3-instance" \
-    --epochs 3 --decay-epochs 1 --fusion-rule confined --fusion-init background "${HINTS[@]}" "${COMMON[@]}" \
-    --out "$RUNS/r3-fusion"
-
-python scripts/package_starter.py "$RUNS/r3-fusion" "$DATA"
+python scripts/package_starter.py "$RUNS/r2-fusion" "$DATA"

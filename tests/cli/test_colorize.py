@@ -9,14 +9,9 @@ from typer.testing import CliRunner
 
 from instcolor.cli import app
 from tests.support.cli_process import REPO, instcolor_command, kill_when, subprocess_env
-from tests.support.helpers import gradient_image, tiny_weights_file
+from tests.support.helpers import gradient_image
 
 runner = CliRunner()
-
-
-@pytest.fixture()
-def weights(tmp_path):
-    return tiny_weights_file(tmp_path / "tiny.safetensors")
 
 
 @pytest.fixture()

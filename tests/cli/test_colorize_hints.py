@@ -8,14 +8,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from instcolor.cli import app
-from tests.support.helpers import gradient_image, tiny_weights_file
+from tests.support.helpers import gradient_image
 
 runner = CliRunner()
-
-
-@pytest.fixture()
-def weights(tmp_path):
-    return tiny_weights_file(tmp_path / "tiny.safetensors")
 
 
 @pytest.fixture()
