@@ -223,13 +223,12 @@ def test_page_in_browser(browser_page, tmp_path):
     page.click("#instance-colour button.dialog-button")
     page.fill("#instance-colour input[type=text]", "#3c7a32")
     page.press("#instance-colour input[type=text]", "Enter")
-    page.keyboard.press("Escape")
-    page.click("h1")  # a click outside closes gradio's colour dialog
-    page.wait_for_selector("#instance-colour .color-picker", state="hidden")
-    page.click("#set-colour")
+    shot("11-instance-colour-picker")
+    page.click("#set-colour")  # with the picker still open: one click closes it and sets the colour
     page.wait_for_selector("#keep >> text=colour #3c7a32")
-    shot("11-instance-colour-set")
-    sixth = rerun(3, "12-rerun-with-instance-colour", fifth)
+    assert not page.is_visible("#instance-colour .color-picker")
+    shot("12-instance-colour-set")
+    sixth = rerun(3, "13-rerun-with-instance-colour", fifth)
     assert "2: added 1.00 [20, 20, 200, 180] colour #3c7a32" in page.inner_text("#keep")
     moved = np.abs(np.asarray(sixth, float) - np.asarray(fifth, float)).mean(axis=2)
     inside = np.zeros(moved.shape, bool)
@@ -247,7 +246,7 @@ def test_page_in_browser(browser_page, tmp_path):
     page.wait_for_selector("#uploads >> text=broken.jpg")
     page.click("#colorize")
     page.wait_for_selector("#status >> text=refused")
-    shot("13-bad-files")
+    shot("14-bad-files")
     status = page.inner_text("#status")
     assert "refused: broken.jpg is not an image" in status
     assert "refused: big.png is 1500x1000 (1.5 megapixels); the limit is 1 megapixels" in status

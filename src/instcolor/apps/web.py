@@ -50,6 +50,10 @@ PAGE_CSS = """
 .hint-table button { padding: 0 8px; border: 1px solid #888; border-radius: 4px; font-size: 0.9em; }
 .hint-swatch { display: inline-block; width: 1.1em; height: 1.1em; border: 1px solid #555; vertical-align: middle; }
 #hints-warning { color: #a15c00; }
+/* the instance colour's picker opens upwards over the page, so closing it does not move "Set colour" */
+#instance-colour, #instance-colour-group, #instance-colour-group .styler, .styler:has(#instance-colour) { overflow: visible !important; }
+#instance-colour .color-picker { position: absolute; bottom: 100%; left: 0; z-index: 1000;
+  box-shadow: 0 4px 14px rgba(0, 0, 0, 0.3); }
 """
 #: The photo tools: what a drag or click on the instances photo does.
 TOOLS = ("draw a box", "add a colour hint")
@@ -111,7 +115,7 @@ def build_app(colorizer: Colorizer, title: str = "instcolor", limits: PageLimits
                 keep = gr.CheckboxGroup(label="instances (untick to remove)", choices=[], elem_id="keep")
                 add_box = gr.Textbox(label="add a box: x1, y1, x2, y2 in pixels of the photo",
                                      placeholder="e.g. 40, 10, 300, 420", elem_id="add-box")
-                with gr.Group():
+                with gr.Group(elem_id="instance-colour-group"):
                     colour_for = gr.Dropdown(label="colour for instance", choices=[], elem_id="colour-for")
                     instance_colour = gr.ColorPicker(value="#b22222", label="its colour", elem_id="instance-colour")
                     with gr.Row():
