@@ -1,3 +1,4 @@
+import dataclasses
 import urllib.request
 import zipfile
 
@@ -5,21 +6,28 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from instcolor.inference.pipeline import Colorizer
-from instcolor.apps.web import (
+from instcolor.apps.web import build_app, launch
+from instcolor.apps.web_photos import (
     PageLimits,
     UploadError,
     add_drawn_box,
-    build_app,
+    add_hint,
     check_upload,
     colorize_batch,
     colorize_for_page,
+    draw_instances,
+    hint_list_html,
     instance_names,
-    launch,
+    page_colour,
     parse_box,
+    parse_hint,
+    photo_status,
+    remove_hint,
     rerun_photo,
+    set_instance_colour,
 )
-from tests.support.helpers import gradient_image, tiny_model
+from instcolor.inference.pipeline import HINTS_IGNORED, Colorizer
+from tests.support.helpers import gradient_image, hint_following_model, tiny_model
 
 gr = pytest.importorskip("gradio")
 
@@ -101,6 +109,96 @@ def test_drawn_boxes_join_the_list_and_the_rerun(colorizer, tmp_path):
     assert again.instances.labels == ["cat", "drawn"] and again.instances.boxes.tolist()[1] == [100, 20, 150, 90]
     assert again.drawn == () and len(again.instances) == 2
     assert np.abs(np.asarray(again.result.image, float) - np.asarray(photo.result.image, float)).mean() > 0.05
+
+
+class Recording:
+    """A colorizer that records what the page asks of it."""
+
+    def __init__(self, colorizer):
+        self.colorizer, self.calls = colorizer, []
+
+    def __call__(self, image, instances=None, **options):
+        self.calls.append((instances, options))
+        return self.colorizer(image, instances, **options)
+
+
+def differs(a, b) -> np.ndarray:
+    return np.abs(np.asarray(a.result.image, float) - np.asarray(b.result.image, float)).mean(axis=2)
+
+
+def test_hints_are_checked_listed_and_drawn(colorizer, tmp_path):
+    assert parse_hint("40, 30, #1e5aa8", 160, 120) == (40.0, 30.0, (30, 90, 168))
+    assert parse_hint(" 160 120 #FFFFFF ", 160, 120) == (160.0, 120.0, (255, 255, 255))  # the far edge is inside
+    for text, message in [
+        ("200, 30, #1e5aa8", r"colour hint '200, 30, #1e5aa8': point \[200, 30\] is outside the 160x120 image"),
+        ("40, -1, #1e5aa8", "outside the 160x120 image"),
+        ("40, 30", "a colour hint is x, y, #rrggbb"),
+        ("x, 30, #1e5aa8", "a colour hint is x, y, #rrggbb"),
+        ("40, 30, blue", "a colour is #rrggbb, got 'blue'"),
+        ("nan, 30, #1e5aa8", "finite"),
+    ]:
+        with pytest.raises(UploadError, match=message):
+            parse_hint(text, 160, 120)
+    assert page_colour("rgba(30, 90, 168, 1)") == (30, 90, 168) and page_colour("#abc") == (170, 187, 204)
+
+    photo = colorize_batch(colorizer, [grey_photo(tmp_path / "a.png")])[0][0]
+    hinted = add_hint(add_hint(photo, "40, 30, #1e5aa8"), "100, 90, #3c7a32")
+    assert photo.hints == () and [h[:2] for h in hinted.hints] == [(40, 30), (100, 90)]
+    html = hint_list_html(hinted.hints)
+    assert 'data-remove-hint="2"' in html and "100, 90" in html and "background:#3c7a32" in html
+    assert "no colour hints" in hint_list_html(())
+    drawn = draw_instances(hinted.before, hinted.instances, hinted.hints)
+    assert drawn.getpixel((40, 30)) == (30, 90, 168) and drawn.getpixel((100, 90)) == (60, 122, 50)
+    assert remove_hint(hinted, "1").hints == hinted.hints[1:]
+    for number in ("3", "0", "one"):
+        with pytest.raises(UploadError, match="there is no hint"):
+            remove_hint(hinted, number)
+
+
+def test_rerun_passes_hints_and_instance_colours(tmp_path):
+    recording = Recording(Colorizer(hint_following_model(), detector=TwoBoxDetector(), size=32))
+    photo = colorize_batch(recording, [grey_photo(tmp_path / "a.png")])[0][0]
+    assert recording.calls[-1][1]["hints"] is None
+
+    hinted = rerun_photo(recording, add_hint(photo, "40, 30, #1e5aa8"), keep=[0, 1])
+    assert recording.calls[-1][1]["hints"] == [{"xy": [40.0, 30.0], "colour": [30, 90, 168]}]
+    assert differs(hinted, photo).mean() > 0.05 and hinted.hints == ((40.0, 30.0, (30, 90, 168)),)
+    assert "1 colour hint(s)" in photo_status(hinted)
+
+    coloured = set_instance_colour(hinted, 1, "#3c7a32")
+    assert instance_names(coloured.instances)[1].endswith(" colour #3c7a32") and hinted.instances.colours is None
+    again = rerun_photo(recording, coloured, keep=[0, 1])
+    instances, options = recording.calls[-1]
+    assert instances.colours == [None, (60, 122, 50)] and len(options["hints"]) == 1  # hints kept from run to run
+    assert again.instances.colours == [None, (60, 122, 50)] and "1 with a colour" in photo_status(again)
+    moved = differs(again, hinted)
+    x1, y1, x2, y2 = (round(v) for v in again.instances.boxes[1])
+    inside = np.zeros(moved.shape, bool)
+    inside[y1:y2, x1:x2] = True
+    assert moved[inside].mean() > 0.5 and moved[~inside].max() == 0  # only that instance changed
+    assert rerun_photo(recording, again, keep=[1]).instances.colours == [(60, 122, 50)]  # follows its instance
+
+    cleared = set_instance_colour(again, 1, None)
+    assert cleared.instances.colours is None and rerun_photo(recording, cleared, [0, 1]).instances.colours is None
+    with pytest.raises(UploadError, match="there is no instance 3"):
+        set_instance_colour(again, 2, "#3c7a32")
+    with pytest.raises(UploadError, match="a colour is #rrggbb"):
+        set_instance_colour(again, 0, "red")
+    full = rerun_photo(recording, again, keep=[0, 1], mode="full")
+    assert "ignored in --mode full" in photo_status(full)
+    outside = dataclasses.replace(photo, hints=((500.0, 5.0, (1, 2, 3)),))  # e.g. a stale page
+    with pytest.raises(UploadError, match=r"a.png: hint 1: point \[500, 5\] is outside the 160x120 image"):
+        rerun_photo(recording, outside, keep=[0])
+
+
+def _warnings(page) -> list[str]:
+    return [block.value for block in page.blocks.values() if getattr(block, "elem_id", None) == "hints-warning"]
+
+
+def test_hint_tools_warn_for_weights_trained_without_hints(colorizer):
+    assert not colorizer.model.config.hints
+    assert _warnings(build_app(colorizer)) == [f"⚠ {HINTS_IGNORED}"]
+    assert _warnings(build_app(Colorizer(hint_following_model(), size=32))) == []
 
 
 def test_page_serves_on_loopback(colorizer):

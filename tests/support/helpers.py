@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from instcolor.models.model import InstColorModel
 from instcolor.models.config import ModelConfig
+from instcolor.models.model import InstColorModel
 from instcolor.models.weights.store import save_model
 
 TINY = ModelConfig(width=0.0625)
@@ -25,6 +26,19 @@ def tiny_model(seed: int = 0, config: ModelConfig = TINY) -> InstColorModel:
             elif name.endswith("running_var"):
                 tensor.uniform_(0.5, 1.5)
     return model.eval()
+
+
+def hint_following_model(seed: int = 0, gain: float = 200.0) -> InstColorModel:
+    """A tiny model marked as trained with hints (``ModelConfig.hints``) whose output visibly moves
+    with the hint planes: the hint-colour weights of each network's first convolution are multiplied
+    by ``gain`` (random weights hardly respond to a hint: a fraction of a grey level). The direction
+    it moves in is random; it does not follow the hint's colour."""
+    model = tiny_model(seed, dataclasses.replace(TINY, hints=True))
+    with torch.no_grad():
+        for name, weight in model.named_parameters():
+            if name.endswith("conv1.0.weight"):  # input channels: L, hint a, hint b, mask
+                weight[:, 1:3] *= gain
+    return model
 
 
 def tiny_weights_file(path: Path, seed: int = 0) -> Path:

@@ -21,7 +21,8 @@ def serve(
     backend: BackendChoice = typer.Option(BackendChoice.torch, help=BACKEND_HELP),
 ) -> None:
     """Open a local web page to colorize photos in the browser (offline; this computer only unless --host)."""
-    from instcolor.apps.web import PageLimits, build_app, launch
+    from instcolor.apps.web import build_app, launch
+    from instcolor.apps.web_photos import PageLimits
     from instcolor.inference.pipeline import Colorizer
     from instcolor.models.weights.store import WeightsError
 
