@@ -242,8 +242,7 @@ def test_page_in_browser(browser_page, tmp_path):
     bad.write_bytes(b"not a picture at all")
     big = tmp_path / "big.png"
     Image.new("L", (1500, 1000), 128).save(big)
-    page.set_input_files("#uploads input[type=file]", [str(bad), str(big)])
-    page.wait_for_selector("#uploads >> text=broken.jpg")
+    upload([str(bad), str(big)], "broken.jpg")
     page.click("#colorize")
     page.wait_for_selector("#status >> text=refused")
     shot("14-bad-files")
