@@ -56,3 +56,25 @@ def test_sigkill_mid_video_leaves_no_output_file(tmp_path):
     assert not target.exists()
     left = sorted(p.name for p in target.parent.iterdir())
     assert all((n.startswith(".long-colour.mp4.") and n.endswith(".part")) or n == "long-colour.mp4.partial" for n in left), left
+
+
+@pytest.mark.parametrize("command", ["video", "evaluate-video", "serve"])
+def test_class_aware_option_reaches_the_colorizer(tmp_path, monkeypatch, command):
+    from instcolor.inference.pipeline import Colorizer
+
+    seen = {}
+
+    def from_pretrained(name, **options):
+        seen.update(options)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(Colorizer, "from_pretrained", staticmethod(from_pretrained))
+    write_grey_clip(tmp_path / "clip.mp4", frames=2, with_audio=False)
+    args = {
+        "video": ["video", str(tmp_path / "clip.mp4"), "-o", str(tmp_path / "o.mp4")],
+        "evaluate-video": ["evaluate-video", str(tmp_path / "clip.mp4")],
+        "serve": ["serve"],
+    }[command]
+    result = CliRunner().invoke(app, [*args, "--class-aware", "off", "--detector", "none"])
+    assert "stop here" in result.output, result.output
+    assert seen["class_aware"] == "off"

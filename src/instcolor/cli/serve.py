@@ -5,13 +5,21 @@ from __future__ import annotations
 import typer
 
 from instcolor.cli.app import app, console, fail
-from instcolor.cli.colorize import BACKEND_HELP, BackendChoice, DetectorChoice, choose_weights
+from instcolor.cli.colorize import (
+    BACKEND_HELP,
+    CLASS_AWARE_HELP,
+    BackendChoice,
+    ClassAwareChoice,
+    DetectorChoice,
+    choose_weights,
+)
 
 
 @app.command()
 def serve(
     weights: str | None = typer.Option(None, help="installed weights name or a file"),
     detector: DetectorChoice = typer.Option(DetectorChoice.auto, help="instance detector"),
+    class_aware: ClassAwareChoice = typer.Option(ClassAwareChoice.auto, help=CLASS_AWARE_HELP),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
     host: str = typer.Option("127.0.0.1", help="address to listen on (127.0.0.1: this computer only)"),
     port: int = typer.Option(7860, help="port"),
@@ -28,7 +36,11 @@ def serve(
 
     try:
         colorizer = Colorizer.from_pretrained(
-            choose_weights(weights), device=device, detector=detector.value, backend=backend.value
+            choose_weights(weights),
+            device=device,
+            detector=detector.value,
+            backend=backend.value,
+            class_aware=class_aware.value,
         )
         limits = PageLimits(max_bytes=int(max_mb * 2**20), max_megapixels=max_megapixels, max_files=max_files)
         page = build_app(colorizer, limits=limits)

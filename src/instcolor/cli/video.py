@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from instcolor.cli.app import EXIT_USAGE, app, console, fail
-from instcolor.cli.colorize import DetectorChoice, choose_weights
+from instcolor.cli.colorize import CLASS_AWARE_HELP, ClassAwareChoice, DetectorChoice, choose_weights
 
 
 def _progress():
@@ -39,12 +39,14 @@ def _advance(progress, task):
     return advance
 
 
-def _colorizer(weights, device, detector):
+def _colorizer(weights, device, detector, class_aware: ClassAwareChoice):
     from instcolor.inference.pipeline import Colorizer
     from instcolor.models.weights.store import WeightsError
 
     try:
-        colorizer = Colorizer.from_pretrained(choose_weights(weights), device=device, detector=detector.value)
+        colorizer = Colorizer.from_pretrained(
+            choose_weights(weights), device=device, detector=detector.value, class_aware=class_aware.value
+        )
     except (WeightsError, ValueError) as err:
         raise fail(str(err)) from None
     if colorizer.detector is not None:
@@ -58,6 +60,7 @@ def video(
     output: Path = typer.Option(..., "--output", "-o", help="output video file (.mp4, .mkv, .mov, ...)"),
     weights: str | None = typer.Option(None, help="installed weights name or a file"),
     detector: DetectorChoice = typer.Option(DetectorChoice.auto, help="instance detector (instances are tracked across frames)"),
+    class_aware: ClassAwareChoice = typer.Option(ClassAwareChoice.auto, help=CLASS_AWARE_HELP),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
     smoothing: float = typer.Option(0.95, min=0.0, max=0.99, help="temporal chroma smoothing on pixels that match the previous frame after camera motion (0: off)"),
     detect_every: int = typer.Option(1, min=1, help="run the detector every N frames of a shot (tracks hold boxes between)"),
@@ -78,7 +81,7 @@ def video(
     if output.resolve() == source.resolve():
         raise fail("the output would overwrite the input", EXIT_USAGE)
     prepare_output_file(output, time.time())
-    colorizer = _colorizer(weights, device, detector)
+    colorizer = _colorizer(weights, device, detector, class_aware)
     with _progress() as progress:
         task = progress.add_task("frames", total=None, fps="-")
         try:
@@ -101,6 +104,7 @@ def evaluate_video(
     source: Path = typer.Argument(..., help="a COLOUR video: its grey version is colorized and compared with it"),
     weights: str | None = typer.Option(None, help="installed weights name or a file"),
     detector: DetectorChoice = typer.Option(DetectorChoice.auto, help="instance detector"),
+    class_aware: ClassAwareChoice = typer.Option(ClassAwareChoice.auto, help=CLASS_AWARE_HELP),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
     smoothing: float = typer.Option(0.95, min=0.0, max=0.99, help="temporal chroma smoothing (ours)"),
     detect_every: int = typer.Option(1, min=1, help="run the detector every N frames of a shot (ours)"),
@@ -111,7 +115,7 @@ def evaluate_video(
     """Flicker and PSNR of per-frame colorization and of ours, against a colour clip's own frames."""
     from instcolor.apps.video import evaluate_video as run
 
-    colorizer = _colorizer(weights, device, detector)
+    colorizer = _colorizer(weights, device, detector, class_aware)
     with _progress() as progress:
         task = progress.add_task("frames (per-frame, then ours)", total=None, fps="-")
         try:
