@@ -31,6 +31,17 @@ def write_grey_clip(path, frames=6, with_audio=True):
                 container.mux(packet)
 
 
+def check_colour_clip(path, coloured_frame: int) -> None:
+    """``path`` is :func:`write_grey_clip`'s clip colorized: its audio kept, 6 frames of 64x48, and
+    frame ``coloured_frame`` in colour."""
+    with av.open(str(path)) as container:
+        assert container.streams.audio, "audio was not carried over"
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(decoded) == 6 and decoded[0].shape == (48, 64, 3)
+    frame = decoded[coloured_frame].astype(int)
+    assert np.abs(frame - frame.mean(axis=2, keepdims=True)).mean() > 1  # has colour
+
+
 def test_colorize_video_keeps_frames_size_and_audio(tmp_path):
     from instcolor.apps.video import colorize_video
 
@@ -40,11 +51,7 @@ def test_colorize_video_keeps_frames_size_and_audio(tmp_path):
     report = colorize_video(source, target, Colorizer(tiny_model(), size=32), smoothing=0.5, on_frame=lambda d, t: seen.append(d))
     assert report.frames == 6 and seen[-1] == 6 and report.fps > 0
     assert report.flicker <= report.flicker_per_frame and "frames/s" in report.summary()
-    with av.open(str(target)) as container:
-        assert container.streams.audio, "audio was not carried over"
-        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    assert len(decoded) == 6 and decoded[0].shape == (48, 64, 3)
-    assert np.abs(decoded[2].astype(int) - decoded[2].mean(axis=2, keepdims=True)).mean() > 1  # has colour
+    check_colour_clip(target, coloured_frame=2)
     assert sorted(p.name for p in target.parent.iterdir()) == ["clip-colour.mp4"]
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -12,7 +10,7 @@ from tests.support.cli_process import kill_when
 from tests.support.helpers import tiny_weights_file
 
 av = pytest.importorskip("av")
-from tests.apps.test_video import write_grey_clip  # noqa: E402  (needs av)
+from tests.apps.test_video import check_colour_clip, write_grey_clip  # noqa: E402  (needs av)
 
 
 def test_video_command_colorizes_every_frame_with_detection_and_keeps_audio(tmp_path):
@@ -23,11 +21,7 @@ def test_video_command_colorizes_every_frame_with_detection_and_keeps_audio(tmp_
     result = CliRunner().invoke(app, args)  # the default detector, run on every frame
     assert result.exit_code == 0, result.output
     assert "centernet" in result.output.lower(), result.output
-    with av.open(str(target)) as container:
-        assert container.streams.audio, "audio was not carried over"
-        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    assert len(frames) == 6 and frames[0].shape == (48, 64, 3)
-    assert np.abs(frames[3].astype(int) - frames[3].mean(axis=2, keepdims=True)).mean() > 1  # has colour
+    check_colour_clip(target, coloured_frame=3)
     assert sorted(p.name for p in target.parent.iterdir()) == ["clip.mp4"]
 
 
