@@ -13,21 +13,15 @@ Per frame (:class:`FilmColorizer`):
    detection runs every ``detect_every`` frames (and on the first frame of each shot);
 4. **motion-compensated, gated smoothing**: the previous output's ab is warped by the camera motion
    onto this frame (``ref``), and each pixel's ab is blended with it, ``(1 - w) ab_t + w ref``,
-   ``w = smoothing * exp(-|L_t - L_ref| / motion_tolerance) * exp(-max(0, |ab_t| - |ref|) / saturation_tolerance)``
-   (L blurred 3x3, the difference averaged 5x5; ``|ab|`` the chroma): strong where the warped
-   picture matches, none where something moved against the camera or came into view at a border
-   (``w = 0`` outside the previous frame); a tracked instance that moved against the camera takes
-   the previous frame's instance box resized onto its new box as ``ref`` (one person keeps one
-   colour). The last factor lets a frame whose prediction is more colourful than the carried
-   colour through: a colour that appears as an object comes closer is followed at once instead of
-   lagging for about ``1 / (1 - smoothing)`` frames, and the mean of two disagreeing predictions
-   (which is greyer than either) is not held.
+   ``w = smoothing * exp(-|L_t - L_ref| / motion_tolerance)`` (L blurred 3x3, the difference
+   averaged 5x5): strong where the warped picture matches, none where something moved against the
+   camera or came into view at a border (``w = 0`` outside the previous frame); a tracked instance
+   that moved against the camera takes the previous frame's instance box resized onto its new box
+   as ``ref`` (one person keeps one colour), when that lines its lightness up better than the
+   camera's warp does (a box that only jitters keeps the warp).
 
-Default ``smoothing`` 0.98 with ``saturation_tolerance`` 20: a still background's per-frame colour
-drifts as an object moves over it, and a lighter blend follows the drift; measured by
-``benchmarks/video_flicker.py`` (synthetic clip and pans over held-out colour photos: flicker of
-ours 20-28 % of the per-frame result, PSNR above it; the plain blend at 0.95 lagged behind colour
-emerging on a zoom and lost 0.04-0.06 dB on the citrus pan).
+Default ``smoothing`` 0.95: a still background's per-frame colour drifts as an object moves over it,
+and a lighter blend follows the drift (``benchmarks/video_flicker.py``, synthetic clip: 0.8 -> 55 %).
 
 The run is **resumable**: frames are encoded in chunks into ``<target>.partial/`` with the temporal
 state saved after each chunk; a killed run started again continues from the last finished chunk.
@@ -192,9 +186,8 @@ class FilmColorizer:
     def __init__(
         self,
         colorizer: Colorizer,
-        smoothing: float = 0.98,
+        smoothing: float = 0.95,
         motion_tolerance: float = 8.0,
-        saturation_tolerance: float = 20.0,
         cut_threshold: float = 0.3,
         detect_every: int = 1,
         track: bool = True,
@@ -208,7 +201,6 @@ class FilmColorizer:
         self.colorizer = colorizer
         self.smoothing = smoothing
         self.motion_tolerance = motion_tolerance
-        self.saturation_tolerance = saturation_tolerance
         self.cut_threshold = cut_threshold
         self.detect_every = detect_every
         self.track = track
@@ -281,8 +273,6 @@ class FilmColorizer:
         blurred = [F.avg_pool2d(l, 3, stride=1, padding=1, count_include_pad=False) for l in (l_full, ref_l)]
         change = F.avg_pool2d((blurred[0] - blurred[1]).abs(), 5, stride=1, padding=2, count_include_pad=False)
         weight = self.smoothing * torch.exp(-change / self.motion_tolerance) * (inside > 0.999)
-        more_colourful = (ab_frame.norm(dim=1, keepdim=True) - ref_ab.norm(dim=1, keepdim=True)).clamp_min(0.0)
-        weight = weight * torch.exp(-more_colourful / self.saturation_tolerance)
         return (1.0 - weight) * ab_frame + weight * ref_ab
 
     def __call__(self, rgb: np.ndarray) -> FrameResult:
@@ -370,7 +360,7 @@ def colorize_video(
     source: str | os.PathLike,
     target: str | os.PathLike,
     colorizer: Colorizer,
-    smoothing: float = 0.98,
+    smoothing: float = 0.95,
     codec: str = "libx264",
     crf: int = 18,
     max_frames: int | None = None,
@@ -552,7 +542,7 @@ def grey_frame(rgb: np.ndarray) -> np.ndarray:
 def evaluate_video(
     source: str | os.PathLike,
     colorizer: Colorizer,
-    smoothing: float = 0.98,
+    smoothing: float = 0.95,
     detect_every: int = 1,
     cut_threshold: float = 0.3,
     max_frames: int | None = None,
