@@ -127,8 +127,11 @@ def test_colorizer_on_onnxruntime_matches_torch(tmp_path, monkeypatch):
     monkeypatch.setenv("INSTCOLOR_HOME", str(tmp_path))
     image, boxes = gradient_image(), [[4, 4, 40, 30], [20, 10, 60, 44]]
     on_torch = Colorizer(tiny_model(), device="cpu", size=SIZE)(image, boxes=boxes)
-    colorizer = Colorizer(tiny_model(), device="cpu", size=SIZE, backend="onnxruntime")
+    model = tiny_model()
+    colorizer = Colorizer(model, device="cpu", size=SIZE, backend="onnxruntime")
     assert colorizer.backend == "onnxruntime"
+    # the graphs hold the weights: the colorizer keeps only the configuration, not a torch copy
+    assert colorizer.model.config == model.config and not hasattr(colorizer.model, "parameters")
     on_ort = colorizer(image, boxes=boxes)
     assert on_ort.mode == "fusion" and np.abs(on_ort.ab - on_torch.ab).max() <= 110 * 1e-4
     auto = Colorizer(tiny_model(), device="cpu", size=SIZE, backend="auto")
@@ -192,7 +195,7 @@ def test_confined_graph_takes_log_supports_with_minus_infinity(confined_runtimes
     assert [t["name"] for t in card["graphs"]["fusion.onnx"]["inputs"]] == names
     boxes = BOXES["boxes"]
     prepared = prepare(GREY, boxes, SIZE, masks=masks_for(boxes))
-    supports = ort_rt.model.fusion.supports(prepared.crop_masks, len(boxes), SIZE, prepared.full)
+    supports = ort_rt.model.supports(prepared.crop_masks, len(boxes), SIZE, prepared.full)
     feeds = placement_inputs(prepared.box_info, SIZE, supports)
     log_support = feeds["log_support_s1"]
     assert log_support.shape == (3, 1, SIZE, SIZE) and np.isneginf(log_support).any() and (log_support == 0).any()

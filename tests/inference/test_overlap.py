@@ -29,9 +29,13 @@ def jobs(tmp_path):
     return [Job(s, tmp_path / "out" / s.name, given if i % 2 else None) for i, s in enumerate(sources)]
 
 
-@pytest.mark.parametrize("overlap", [True, False])
-def test_every_job_reported_in_order_and_errors_do_not_stop_the_rest(colorizer, jobs, overlap):
-    done = list(colorize_files(colorizer, jobs, overlap=overlap))
+WAYS = {"overlapped": {"overlap": True, "in_flight": 1}, "in turn": {"overlap": False, "in_flight": 1},
+        "two at once": {"in_flight": 2}, "three at once": {"in_flight": 3}}
+
+
+@pytest.mark.parametrize("way", list(WAYS))
+def test_every_job_reported_in_order_and_errors_do_not_stop_the_rest(colorizer, jobs, way):
+    done = list(colorize_files(colorizer, jobs, **WAYS[way]))
     assert [d.job.source.name for d in done] == [j.source.name for j in jobs]
     failed = [d for d in done if d.error is not None]
     assert [d.job.source.name for d in failed] == ["bad.png"]
@@ -41,13 +45,72 @@ def test_every_job_reported_in_order_and_errors_do_not_stop_the_rest(colorizer, 
     assert not (jobs[2].target).exists()
 
 
-def test_overlapped_and_sequential_write_the_same_pixels(colorizer, jobs, tmp_path):
+def test_every_way_writes_the_same_pixels(colorizer, jobs, tmp_path):
     good = [j for j in jobs if j.source.name != "bad.png"]
-    seq = [Job(j.source, tmp_path / "seq" / j.target.name, j.instances) for j in good]
-    list(colorize_files(colorizer, good, overlap=True))
-    list(colorize_files(colorizer, seq, overlap=False))
-    for a, b in zip(good, seq):
-        np.testing.assert_array_equal(np.asarray(Image.open(a.target)), np.asarray(Image.open(b.target)))
+    written = {}
+    for way, options in WAYS.items():
+        moved = [Job(j.source, tmp_path / way / j.target.name, j.instances) for j in good]
+        assert all(d.error is None for d in colorize_files(colorizer, moved, **options))
+        written[way] = [np.asarray(Image.open(j.target)) for j in moved]
+    for way in WAYS:
+        for a, b in zip(written["in turn"], written[way]):
+            np.testing.assert_array_equal(a, b)
+
+
+class RecordingColorizer:
+    """Wraps a colorizer; records the torch threads and the worker thread of each call."""
+
+    def __init__(self, colorizer):
+        import threading
+
+        self.colorizer, self.calls, self.lock = colorizer, [], threading.Lock()
+        self.device, self.backend = colorizer.device, colorizer.backend
+
+    def __call__(self, *args, **kwargs):
+        import threading
+        import time
+
+        import torch
+
+        with self.lock:
+            self.calls.append((torch.get_num_threads(), threading.current_thread().name))
+        time.sleep(0.05)  # long enough for the two workers to overlap
+        return self.colorizer(*args, **kwargs)
+
+
+def test_two_at_once_shares_torch_threads_out_and_restores_them(colorizer, jobs):
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        recording = RecordingColorizer(colorizer)
+        done = list(colorize_files(recording, jobs, in_flight=2))
+        assert len(done) == len(jobs) and torch.get_num_threads() == 2
+        assert {threads for threads, _ in recording.calls} == {1}
+        assert len({name for _, name in recording.calls}) == 2  # two workers
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="in_flight"):
+        list(colorize_files(colorizer, jobs, in_flight=0))
+
+
+def test_two_images_in_flight_by_default_only_on_a_cpu_with_cores_to_share(monkeypatch):
+    import torch
+
+    from instcolor.inference import overlap
+
+    on_cpu = type("C", (), {"device": torch.device("cpu"), "backend": "torch"})()
+    monkeypatch.setattr(overlap, "usable_cores", lambda: 2)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert overlap.images_in_flight(on_cpu, jobs=5) == 2
+    assert overlap.images_in_flight(on_cpu, jobs=1) == 1  # one file: all threads on it
+    on_gpu = type("C", (), {"device": torch.device("cuda"), "backend": "torch"})()
+    assert overlap.images_in_flight(on_gpu, jobs=5) == 1
+    on_ort = type("C", (), {"device": torch.device("cpu"), "backend": "onnxruntime"})()
+    assert overlap.images_in_flight(on_ort, jobs=5) == 1  # its sessions have their own thread pools
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert overlap.images_in_flight(on_cpu, jobs=5) == 1  # one thread: nothing to share out
 
 
 def test_rgba_results_go_to_png_where_the_format_has_no_alpha():
@@ -61,7 +124,7 @@ def test_overlap_only_with_a_spare_core(monkeypatch):
 
     from instcolor.inference import overlap
 
-    monkeypatch.setattr(overlap.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(overlap, "usable_cores", lambda: 2)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     assert not overlap.spare_core("cpu")
     assert overlap.spare_core("cuda")

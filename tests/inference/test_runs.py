@@ -124,3 +124,15 @@ def test_ray_engine_without_ray_says_how_to_install(photos, weights, tmp_path, m
     assert result.exit_code == 2 and "pip install 'instcolor[ray]'" in result.output
     result = runner.invoke(app, ["colorize", str(photos), "-o", str(tmp_path / "o"), "--workers", "2"])
     assert result.exit_code == 2 and "need --engine ray" in result.output
+    result = runner.invoke(app, ["colorize", str(photos), "-o", str(tmp_path / "o"), "--engine", "ray", "--in-flight", "2"])
+    assert result.exit_code == 2 and "--in-flight is for --engine local" in result.output
+
+
+def test_in_flight_option_gives_the_same_files(photos, weights, tmp_path):
+    outputs = {}
+    for in_flight in ("1", "2"):
+        out = tmp_path / f"o{in_flight}"
+        result = runner.invoke(app, ["colorize", str(photos), "-o", str(out), "--weights", str(weights), "--in-flight", in_flight])
+        assert result.exit_code == 0, result.output
+        outputs[in_flight] = {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*.png"))}
+    assert sorted(outputs["1"]) == ["1901/b.png", "a.png"] and outputs["1"] == outputs["2"]

@@ -10,7 +10,8 @@ strategy other than the device's default. On one device it measures:
 * **end to end**: per-image latency split into decode, detect, networks, upsample/convert and
   encode, for 256x256, 0.25, 1 and 12 megapixel photos, with peak RSS and CUDA max allocated;
   rounds go over the paths, each path in a process of its own (its own peak memory);
-* **folder**: throughput over a folder of photos, sequential and with decode/encode overlapped.
+* **folder**: throughput over a folder of photos: one at a time, with decode/encode overlapped, and
+  two images at once (:func:`instcolor.inference.overlap.colorize_files`).
 
 Then it compares each path with ``eager`` (speed ratios; ``max |delta ab|`` in network units and
 ``mean |delta ab|`` in Lab units; 8-bit output differences), judges them against the thresholds of
@@ -347,7 +348,8 @@ def measure_end_to_end(spec: WorkerSpec) -> dict:
             for source, boxes in zip(spec.folder_files, spec.folder_boxes)
         ]
         start = time.perf_counter()
-        failed = [done for done in colorize_files(colorizer, jobs, overlap=mode == "overlapped") if done.error]
+        in_flight = 2 if mode == "two at once" else 1
+        failed = [d for d in colorize_files(colorizer, jobs, overlap=mode == "overlapped", in_flight=in_flight) if d.error]
         seconds = time.perf_counter() - start
         report["folder"].append({"mode": mode, "images": len(jobs), "failed": len(failed), "seconds": seconds,
                                  "images_per_second": len(jobs) / seconds})  # fmt: skip
@@ -486,6 +488,7 @@ def run_benchmark(settings: BenchSettings, log=print, targets: dict[str, float] 
                 for path in paths:
                     log(f"end to end, round {round_index + 1} of {settings.repeats}: {path} ...")
                     modes = ["sequential"] if path == "eager" else ["sequential", "overlapped"]
+                    modes += ["two at once"] if path != "eager" and device.type == "cpu" else []
                     modes = modes if folder_files else []
                     got = _run(spec("end_to_end", [path], detector=settings.detector, folder_files=folder_files,
                                     folder_boxes=folder_boxes, folder_modes=modes), tmp, settings.isolate)  # fmt: skip

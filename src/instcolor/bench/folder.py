@@ -1,9 +1,10 @@
-"""Folder throughput at several photo sizes: the overlapped runner against the one-at-a-time loop.
+"""Folder throughput at several photo sizes: each way of running a folder against the one-at-a-time loop.
 
-For each size (0.3, 1 and 12 MP by default) a folder of grey JPEGs with one given box each is
-colorized by :func:`instcolor.inference.overlap.colorize_files` with ``overlap=False`` (decode,
-colorize, encode in turn) and ``overlap=True``, in alternating rounds (the best round of each is
-kept), and images/s and their ratio are reported.
+For each size (0.3, 1 and 12 MP by default) a folder of grey JPEGs is colorized (detected by the
+colorizer's detector, as ``instcolor colorize`` does, or with one given box each when it has none) by :func:`instcolor.inference.overlap.colorize_files` three ways, in rotating order over
+the rounds (the best round of each is kept): one at a time (decode, colorize, encode in turn),
+with decoding and encoding overlapped, and two images at once. Images/s of each, their ratios to
+one at a time, and what ``colorize`` does by default here (``in_flight="auto"``) are reported.
 """
 
 from __future__ import annotations
@@ -18,10 +19,19 @@ from instcolor.instances import Instances
 
 SIZES = ("0.3MP", "1MP", "12MP")
 
+#: name -> colorize_files options
+MODES = {
+    "one at a time": {"overlap": False, "in_flight": 1},
+    "overlapped I/O": {"overlap": True, "in_flight": 1},
+    "two at once": {"in_flight": 2},
+}
+
 
 def measure_folder(colorizer, sizes=SIZES, images: int = 6, rounds: int = 2, instances: int = 1, log=print) -> list[dict]:
     import numpy as np
     from PIL import Image
+
+    from instcolor.inference.overlap import images_in_flight
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="instcolor-folder-") as tmp:
@@ -34,35 +44,39 @@ def measure_folder(colorizer, sizes=SIZES, images: int = 6, rounds: int = 2, ins
                 source.parent.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(photo(width, height)).save(source, quality=90)
                 boxes = np.asarray(random_boxes(instances, width, height, seed=k), np.float32).reshape(-1, 4)
-                jobs.append((source, Instances(boxes=boxes)))
-            best = {False: 0.0, True: 0.0}
+                jobs.append((source, None if colorizer.detector is not None else Instances(boxes=boxes)))
+            best = dict.fromkeys(MODES, 0.0)
+            names = list(MODES)
             for r in range(rounds):
-                for overlap in (False, True) if r % 2 == 0 else (True, False):
-                    out = Path(tmp) / f"out_{size}_{overlap}_{r}"
+                for name in names[r % len(names) :] + names[: r % len(names)]:
+                    out = Path(tmp) / f"out_{size}_{names.index(name)}_{r}"
                     start = time.perf_counter()
-                    done = list(colorize_files(colorizer, [Job(s, out / s.name, i) for s, i in jobs], overlap=overlap))
+                    done = list(colorize_files(colorizer, [Job(s, out / s.name, i) for s, i in jobs], **MODES[name]))
                     rate = len(done) / (time.perf_counter() - start)
                     assert not any(d.error for d in done), [d.error for d in done if d.error]
-                    best[overlap] = max(best[overlap], rate)
+                    best[name] = max(best[name], rate)
+            default = "two at once" if images_in_flight(colorizer, count) == 2 else "one at a time"
+            base = best["one at a time"]
             row = {"size": size, "width": width, "height": height, "images": count, "instances": instances,
-                   "one_at_a_time_images_per_second": best[False], "overlapped_images_per_second": best[True],
-                   "ratio": best[True] / best[False]}  # fmt: skip
-            log(f"  folder {size}: {best[False]:.2f} -> {best[True]:.2f} images/s ({row['ratio']:.2f}x)")
+                   "images_per_second": best, "ratio": {name: rate / base for name, rate in best.items()},
+                   "default": default}  # fmt: skip
+            log(f"  folder {size}: " + ", ".join(f"{name} {rate:.2f} images/s ({rate / base:.2f}x)" for name, rate in best.items()))
             rows.append(row)
     return rows
 
 
-def render_folder(rows: list[dict], precision: str, console) -> None:
+def render_folder(rows: list[dict], precision: str, console, detector: str | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
     if console.width < 160:
         console = Console(file=console.file, width=160, soft_wrap=True)
 
-    table = Table(title=f"folder throughput ({precision}, 1 box per photo): overlapped vs one at a time")
-    for column in ("size", "images", "one at a time (img/s)", "overlapped (img/s)", "ratio"):
+    boxes = f"{detector} detection" if detector else "1 given box per photo"
+    table = Table(title=f"folder throughput ({precision}, {boxes}): images/s (ratio to one at a time)")
+    for column in ("size", "images", *MODES, "colorize's default"):
         table.add_column(column, justify="right")
     for row in rows:
-        table.add_row(row["size"], str(row["images"]), f"{row['one_at_a_time_images_per_second']:.2f}",
-                      f"{row['overlapped_images_per_second']:.2f}", f"{row['ratio']:.2f}x")  # fmt: skip
+        cells = [f"{row['images_per_second'][name]:.2f} ({row['ratio'][name]:.2f}x)" for name in MODES]
+        table.add_row(row["size"], str(row["images"]), *cells, row["default"])
     console.print(table)

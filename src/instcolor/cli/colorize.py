@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from enum import Enum
 from pathlib import Path
 
@@ -195,6 +196,11 @@ def colorize(
     address: str | None = typer.Option(
         None, help="--engine ray: the Ray cluster's address (default: start a local Ray on 127.0.0.1)"
     ),
+    in_flight: int | None = typer.Option(
+        None, "--in-flight", min=1,
+        help="--engine local: images colorized at once (default: 2 on a CPU with two or more cores, each "
+        "with half of the threads; else 1)",
+    ),  # fmt: skip
     workers: int | None = typer.Option(None, min=1, help="--engine ray: workers (default: 1 per 2 CPUs or per GPU share)"),
     cpus_per_worker: float | None = typer.Option(None, help="--engine ray: CPUs (threads) per worker (default: shared out)"),
     gpus_per_worker: float = typer.Option(0.0, min=0.0, help="--engine ray: GPUs per worker (0.5: two per GPU)"),
@@ -236,6 +242,8 @@ def colorize(
     if engine is Engine.ray:
         from instcolor.inference.ray_engine import INSTALL_HINT, ray_available
 
+        if in_flight is not None:
+            raise fail("--in-flight is for --engine local; with --engine ray give --workers", EXIT_USAGE)
         if not ray_available():
             raise fail(escape(INSTALL_HINT), EXIT_USAGE)
     elif address is not None or workers is not None or cpus_per_worker is not None or gpus_per_worker:
@@ -346,7 +354,7 @@ def colorize(
                 console.print(f"precision: {colorizer.precision}", highlight=False)
             if colorizer is not None and backend is BackendChoice.auto:
                 console.print(f"backend: {colorizer.backend}", highlight=False)
-            records = run_local(colorizer, jobs_left, mode=mode.value) if jobs_left else iter(())
+            records = run_local(colorizer, jobs_left, mode=mode.value, in_flight=in_flight or "auto") if jobs_left else iter(())
         with sigterm_as_interrupt():
             written = _consume(records, run, len(pairs), len(pairs) - len(jobs_left), notes)
     except (WeightsError, ValueError, RuntimeError) as err:
@@ -357,7 +365,9 @@ def colorize(
     extras = ([f"{run.plan.skipped} already done"] if run.plan.skipped else []) + (
         [f"{written.skipped} skipped"] if written.skipped else []
     )
-    console.print(f"wrote {written.done} of {len(pairs)} images to {output}" + (f" ({', '.join(extras)})" if extras else ""))
+    console.print(
+        f"wrote {written.done} of {len(pairs)} images to {output}{written.rate()}" + (f" ({', '.join(extras)})" if extras else "")
+    )
     if failures:
         raise typer.Exit(EXIT_INPUT_FAILED)
 
@@ -426,6 +436,11 @@ class _Tally:
     done = 0
     failed = 0
     skipped = 0
+    seconds = 0.0  # from the first image started to the last one finished (loading not counted)
+
+    def rate(self) -> str:
+        """``" in 12.3 s, 7.80 images/s"`` for the images written, or ``""``."""
+        return f" in {self.seconds:.1f} s, {self.done / self.seconds:.2f} images/s" if self.done and self.seconds > 0 else ""
 
 
 def _print_instance_source(colorizer, jobs, boxes: Path | None) -> None:
@@ -449,6 +464,7 @@ def _consume(records, run, total: int, already: int, notes: dict[str, list[str]]
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
     )  # fmt: skip
+    start = time.perf_counter()
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("colorizing", total=total - already)
         for record in records:
@@ -470,4 +486,5 @@ def _consume(records, run, total: int, already: int, notes: dict[str, list[str]]
                 tally.failed += 1
                 progress.console.print(f"[red]failed:[/] {record.input}: {record.error}", highlight=False)
             progress.advance(task)
+    tally.seconds = time.perf_counter() - start
     return tally

@@ -114,7 +114,7 @@ class _Worker:
     def colorize(self, job, attempt: int) -> Record:
         from instcolor.inference.overlap import colorize_files
 
-        (done,) = colorize_files(self.colorizer, [job], mode=self.mode, overlap=False)
+        (done,) = colorize_files(self.colorizer, [job], mode=self.mode, overlap=False, in_flight=1)
         return done_record(done, attempt, self.name)
 
 

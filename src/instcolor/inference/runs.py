@@ -195,12 +195,14 @@ def done_record(done: Done, attempt: int, worker: str) -> Record:
     )  # fmt: skip
 
 
-def run_local(colorizer, attempts: Sequence[Attempt], mode: str = "fusion") -> Iterator[Record]:
-    """The local engine: colorize in this process (overlapped I/O), one record per job.
+def run_local(
+    colorizer, attempts: Sequence[Attempt], mode: str = "fusion", in_flight: int | str = "auto"
+) -> Iterator[Record]:
+    """The local engine: colorize in this process (:func:`colorize_files`), one record per job.
 
     The records lack ``weights``, ``settings``, ``engine`` and ``run``: the caller fills them in.
     """
     by_job = {id(a.job): a.attempt for a in attempts}
     worker = worker_name()
-    for done in colorize_files(colorizer, [a.job for a in attempts], mode=mode):
+    for done in colorize_files(colorizer, [a.job for a in attempts], mode=mode, in_flight=in_flight):
         yield done_record(done, by_job[id(done.job)], worker)
