@@ -99,26 +99,6 @@ def test_flicker_meter_counts_only_unchanged_pixels_within_a_shot():
     assert meter.pairs == 2 and meter.value > 0
 
 
-def test_box_tracker_keeps_ids_and_holds_missed_boxes():
-    from instcolor.apps.video import BoxTracker
-    from instcolor.instances import Instances
-
-    tracker = BoxTracker(max_missing=1)
-    tracker.update(Instances(boxes=[[0, 0, 10, 10], [20, 20, 40, 40]], scores=[0.9, 0.8], labels=["a", "b"]))
-    ids = [t.id for t in tracker.tracks]
-    instances, moved = tracker.update(Instances(boxes=[[22, 21, 42, 41]], scores=[0.8], labels=["b"]))
-    assert [t.id for t in tracker.tracks] == ids  # "a" missed once: its track survives...
-    assert instances.labels == ["b"] and list(moved) == [ids[1]]  # ...but the detector did not see it
-    assert moved[ids[1]][0].tolist() == [20, 20, 40, 40]
-    instances, _ = tracker.update(None)  # detection skipped: the seen boxes hold
-    assert instances.labels == ["b"]
-    instances, _ = tracker.update(Instances(boxes=[[1, 0, 11, 10], [23, 22, 43, 42]], scores=[0.9, 0.8], labels=["a", "b"]))
-    assert [t.id for t in tracker.tracks] == ids and instances.labels == ["a", "b"]  # found again: same id
-    tracker.update(Instances(boxes=[[23, 22, 43, 42]], scores=[0.8], labels=["b"]))
-    tracker.update(Instances(boxes=[[23, 22, 43, 42]], scores=[0.8], labels=["b"]))
-    assert [t.id for t in tracker.tracks] == [ids[1]]  # "a" missed twice: dropped
-
-
 class MovingBoxDetector:
     name = "fake"
 
@@ -404,24 +384,6 @@ def test_a_tracked_instance_that_moves_on_its_own_is_smoothed_in_its_own_box():
     out = [film(grey_frame(f)) for f in still]
     jittered = [float((o.ab[0] - truth[0]).norm(dim=0)[20:40, 8:28].mean()) for o in out[3:]]
     assert np.mean(jittered) < 4, jittered  # the still patch smoothed in place, not by a shifted crop
-
-
-def test_tracks_follow_the_camera_between_detections():
-    from instcolor.apps.video import BoxTracker
-    from instcolor.instances import Instances
-
-    tracker = BoxTracker()
-    tracker.update(Instances(boxes=[[20, 10, 40, 30]], scores=[0.9], labels=["person"]))
-
-    def left(boxes):  # the camera pans right 6 px
-        return boxes - np.array([6.0, 0.0, 6.0, 0.0])
-
-    instances, moved = tracker.update(None, carry=left)  # detection skipped: the box rides the pan
-    assert instances.boxes.tolist() == [[14, 10, 34, 30]]
-    assert [box.tolist() for box in moved[0]] == [[20, 10, 40, 30], [14, 10, 34, 30]]  # (previous frame's, this frame's)
-    instances, _ = tracker.update(Instances(boxes=[[8, 10, 28, 30]], scores=[0.9], labels=["person"]), carry=left)
-    assert [t.id for t in tracker.tracks] == [0]  # matched (IoU 1 after the carries, 0.25 without: a new track)
-    assert instances.boxes.tolist() == [[8, 10, 28, 30]]
 
 
 def test_flicker_follows_the_camera():

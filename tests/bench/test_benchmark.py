@@ -106,7 +106,7 @@ def test_run_benchmark_compares_paths_end_to_end():
     assert row["peak_rss_bytes"] > 0 and row["width"] == 96
     assert report["comparison"]["fp32"]["networks"][0]["max_delta_ab_network_units"] <= 1e-4
     assert all(r["max_delta_8bit"] <= 1 for r in report["comparison"]["fp32"]["end_to_end"])
-    assert [f["mode"] for f in fp32["folder"]] == ["sequential", "overlapped"]
+    assert [f["mode"] for f in fp32["folder"]] == ["sequential", "overlapped", "two at once"]
     assert report["device"]["type"] == "cpu" and "fp32_fast_path" in report["targets"]
 
 
