@@ -439,8 +439,8 @@ class _Tally:
     seconds = 0.0  # from the first image started to the last one finished (loading not counted)
 
     def rate(self) -> str:
-        """``" in 12.3 s, 7.80 images/s"`` for the images written, or ``""``."""
-        return f" in {self.seconds:.1f} s, {self.done / self.seconds:.2f} images/s" if self.done and self.seconds > 0 else ""
+        """``" in 12.3 s, 7.80 images/s overall"`` for the images written, or ``""``."""
+        return f" in {self.seconds:.1f} s, {self.done / self.seconds:.2f} images/s overall" if self.done and self.seconds > 0 else ""
 
 
 def _print_instance_source(colorizer, jobs, boxes: Path | None) -> None:
