@@ -45,6 +45,8 @@ def test_bench_backends_and_folder_sizes(tmp_path, monkeypatch):
     assert all(row["max_delta_ab_lab"] <= 110 * 1e-4 for row in report["backends"]["rows"] if row["runtime"] == "onnxruntime fp32")
     assert report["backends"]["pick"] in runtimes
     (folder,) = report["folder_sizes"]["rows"]
-    assert folder["size"] == "0.01MP" and set(folder["images_per_second"]) == {"one at a time", "overlapped I/O", "two at once"}
+    two_at_once = report["folder_sizes"]["runtime"].startswith("torch")  # ONNX Runtime: one at a time only
+    expected = {"one at a time", "overlapped I/O"} | ({"two at once"} if two_at_once else set())
+    assert folder["size"] == "0.01MP" and set(folder["images_per_second"]) == expected
     assert all(rate > 0 for rate in folder["images_per_second"].values()) and folder["ratio"]["one at a time"] == 1.0
     assert "CPU" in result.output and "model_name" in report["device"]

@@ -78,7 +78,7 @@ class RecordingColorizer:
         return self.colorizer(*args, **kwargs)
 
 
-def test_two_at_once_shares_torch_threads_out_and_restores_them(colorizer, jobs):
+def test_two_at_once_shares_torch_threads_out_and_leaves_the_callers_alone(colorizer, jobs):
     import torch
 
     before = torch.get_num_threads()
@@ -89,10 +89,36 @@ def test_two_at_once_shares_torch_threads_out_and_restores_them(colorizer, jobs)
         assert len(done) == len(jobs) and torch.get_num_threads() == 2
         assert {threads for threads, _ in recording.calls} == {1}
         assert len({name for _, name in recording.calls}) == 2  # two workers
+        for _ in colorize_files(recording, jobs, in_flight=2):  # the consumer stops early
+            assert torch.get_num_threads() == 2  # and runs with its own threads meanwhile
+            break
+        assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
     with pytest.raises(ValueError, match="in_flight"):
         list(colorize_files(colorizer, jobs, in_flight=0))
+
+
+def test_two_at_once_is_refused_where_a_colorizer_cannot_be_shared(colorizer, jobs):
+    from types import SimpleNamespace
+
+    import torch
+
+    from instcolor.inference.overlap import images_in_flight, side_by_side_refusal
+
+    assert side_by_side_refusal(colorizer) is None
+    cases = {
+        "cuda": SimpleNamespace(device=torch.device("cuda"), backend="torch"),
+        "onnxruntime": SimpleNamespace(device=torch.device("cpu"), backend="onnxruntime"),
+        "compile": SimpleNamespace(device=torch.device("cpu"), backend="torch", options=SimpleNamespace(compile=True)),
+        "timer": SimpleNamespace(device=torch.device("cpu"), backend="torch", timer=object()),
+    }
+    for word, shared in cases.items():
+        why = side_by_side_refusal(shared)
+        assert why is not None and word in why.lower().replace("--", "").replace(" ", ""), (word, why)
+        assert images_in_flight(shared, jobs=5) == 1
+        with pytest.raises(ValueError, match="in_flight 2"):
+            list(colorize_files(shared, jobs, in_flight=2))
 
 
 def test_two_images_in_flight_by_default_only_on_a_cpu_with_cores_to_share(monkeypatch):

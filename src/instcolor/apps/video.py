@@ -8,9 +8,10 @@ Per frame (:class:`FilmColorizer`):
 2. **camera motion**: the global affine motion from this frame to the previous one
    (:func:`instcolor.motion.estimate_motion`: phase correlation, then a robust affine fit on the
    lightness; the identity for a still camera or when no motion explains the frames better);
-3. **instances tracked** across frames by box IoU (:class:`BoxTracker`): tracks first ride the
-   camera motion, a track keeps its box (smoothed) through frames where the detector misses it,
-   detection runs every ``detect_every`` frames (and on the first frame of each shot);
+3. **instances tracked** across frames by box IoU (:class:`~instcolor.tracking.BoxTracker`): tracks
+   first ride the camera motion; detection runs every ``detect_every`` frames (and on the first
+   frame of each shot) and the seen boxes (smoothed) hold in between; a track the detector missed
+   keeps its id for two more detections but is not used as an instance meanwhile;
 4. **motion-compensated, gated smoothing**: the previous output's ab is warped by the camera motion
    onto this frame (``ref``), and each pixel's ab is blended with it, ``(1 - w) ab_t + w ref``,
    ``w = smoothing * exp(-|L_t - L_ref| / motion_tolerance)`` (L blurred 3x3, the difference
@@ -159,6 +160,7 @@ class FilmColorizer:
         height, width = l_full.shape[-2:]
         ref_l, inside = warp(self._l, motion)
         ref_ab, _ = warp(self._ab, motion)
+        camera_l, camera_inside = ref_l.clone(), inside.clone()  # each box judged against the warp alone
         for old, new in moved.values():  # an instance that moved against the camera: its own box
             if box_iou(move_boxes(old, motion, (height, width)), new)[0, 0] >= self.camera_iou:
                 continue  # it went along with the camera: the warp already lined it up
@@ -171,7 +173,8 @@ class FilmColorizer:
                 F.interpolate(previous[..., src[1] : src[3], src[0] : src[2]], size=size, mode="bilinear", align_corners=False)
                 for previous in (self._l, self._ab)
             )
-            camera_misfit = float(((l_full[region] - ref_l[region]).abs() * inside[region] + 100.0 * (1 - inside[region])).mean())
+            covered = camera_inside[region]
+            camera_misfit = float(((l_full[region] - camera_l[region]).abs() * covered + 100.0 * (1 - covered)).mean())
             if float((l_full[region] - box_l).abs().mean()) >= camera_misfit:
                 continue  # the box only jittered: the camera's warp lines the instance up better
             ref_l[region], ref_ab[region], inside[region] = box_l, box_ab, 1.0

@@ -341,7 +341,11 @@ def measure_end_to_end(spec: WorkerSpec) -> dict:
                   file=sys.stderr, flush=True)  # fmt: skip
     colorizer.detector = None
     colorizer.timer = None
+    from instcolor.inference.overlap import side_by_side_refusal
+
     for mode in spec.folder_modes:
+        if mode == "two at once" and side_by_side_refusal(colorizer) is not None:
+            continue  # e.g. compiled networks: not shared between threads
         folder_out = out_dir / f"folder_{mode}"
         jobs = [
             Job(Path(source), folder_out / Path(source).name, _instances(boxes))

@@ -70,12 +70,11 @@ def folder_rows(settings, pick: str, folder_sizes: list[str]) -> tuple[list[dict
     if settings.threads:
         torch.set_num_threads(settings.threads)
     backend, precision = pick.split()
-    if settings.weights:  # as ``instcolor colorize`` loads them: own network side, detector, person masks
-        detector = settings.detector if settings.detector and settings.detector != "none" else None
-        colorizer = Colorizer.from_pretrained(settings.weights, device="cpu", detector=detector, precision=precision, backend=backend)
+    if settings.weights:  # as ``instcolor colorize`` loads them: own network side, person masks
+        colorizer = Colorizer.from_pretrained(settings.weights, device="cpu", detector=None, precision=precision, backend=backend)
     else:
         colorizer = Colorizer(_model(settings), device="cpu", size=settings.input_size, precision=precision, backend=backend)
-        colorizer.detector = _detector(settings, print)
+    colorizer.detector = _detector(settings, print)
     rows = measure_folder(colorizer, folder_sizes, images=settings.folder_images or 6, log=print)
     return rows, getattr(colorizer.detector, "name", None)
 

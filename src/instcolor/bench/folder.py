@@ -1,10 +1,12 @@
 """Folder throughput at several photo sizes: each way of running a folder against the one-at-a-time loop.
 
 For each size (0.3, 1 and 12 MP by default) a folder of grey JPEGs is colorized (detected by the
-colorizer's detector, as ``instcolor colorize`` does, or with one given box each when it has none) by :func:`instcolor.inference.overlap.colorize_files` three ways, in rotating order over
-the rounds (the best round of each is kept): one at a time (decode, colorize, encode in turn),
-with decoding and encoding overlapped, and two images at once. Images/s of each, their ratios to
-one at a time, and what ``colorize`` does by default here (``in_flight="auto"``) are reported.
+colorizer's detector, as ``instcolor colorize`` does, or with one given box each when it has none)
+by :func:`instcolor.inference.overlap.colorize_files`, in rotating order over the rounds (the best
+round of each is kept): one at a time (decode, colorize, encode in turn), with decoding and encoding
+overlapped, and two images at once (where the colorizer allows it:
+:func:`~instcolor.inference.overlap.side_by_side_refusal`). Images/s of each, their ratios to one
+at a time, and what ``colorize`` does by default here (``in_flight="auto"``) are reported.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ def measure_folder(colorizer, sizes=SIZES, images: int = 6, rounds: int = 2, ins
     import numpy as np
     from PIL import Image
 
-    from instcolor.inference.overlap import images_in_flight
+    from instcolor.inference.overlap import images_in_flight, side_by_side_refusal
+
+    modes = {name: options for name, options in MODES.items() if options.get("in_flight", 1) == 1 or side_by_side_refusal(colorizer) is None}
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="instcolor-folder-") as tmp:
@@ -45,13 +49,13 @@ def measure_folder(colorizer, sizes=SIZES, images: int = 6, rounds: int = 2, ins
                 Image.fromarray(photo(width, height)).save(source, quality=90)
                 boxes = np.asarray(random_boxes(instances, width, height, seed=k), np.float32).reshape(-1, 4)
                 jobs.append((source, None if colorizer.detector is not None else Instances(boxes=boxes)))
-            best = dict.fromkeys(MODES, 0.0)
-            names = list(MODES)
+            best = dict.fromkeys(modes, 0.0)
+            names = list(modes)
             for r in range(rounds):
                 for name in names[r % len(names) :] + names[: r % len(names)]:
                     out = Path(tmp) / f"out_{size}_{names.index(name)}_{r}"
                     start = time.perf_counter()
-                    done = list(colorize_files(colorizer, [Job(s, out / s.name, i) for s, i in jobs], **MODES[name]))
+                    done = list(colorize_files(colorizer, [Job(s, out / s.name, i) for s, i in jobs], **modes[name]))
                     rate = len(done) / (time.perf_counter() - start)
                     assert not any(d.error for d in done), [d.error for d in done if d.error]
                     best[name] = max(best[name], rate)
@@ -77,6 +81,7 @@ def render_folder(rows: list[dict], precision: str, console, detector: str | Non
     for column in ("size", "images", *MODES, "colorize's default"):
         table.add_column(column, justify="right")
     for row in rows:
-        cells = [f"{row['images_per_second'][name]:.2f} ({row['ratio'][name]:.2f}x)" for name in MODES]
+        rates, ratios = row["images_per_second"], row["ratio"]
+        cells = [f"{rates[name]:.2f} ({ratios[name]:.2f}x)" if name in rates else "-" for name in MODES]
         table.add_row(row["size"], str(row["images"]), *cells, row["default"])
     console.print(table)

@@ -248,6 +248,12 @@ def colorize(
             raise fail(escape(INSTALL_HINT), EXIT_USAGE)
     elif address is not None or workers is not None or cpus_per_worker is not None or gpus_per_worker:
         raise fail("--address, --workers, --cpus-per-worker and --gpus-per-worker need --engine ray", EXIT_USAGE)
+    if in_flight is not None and in_flight > 1:
+        from instcolor.inference.overlap import side_by_side_refusal_for
+
+        why = side_by_side_refusal_for(resolve_device(device), backend.value, compile=compile)
+        if why is not None:
+            raise fail(f"--in-flight {in_flight}: {why}", EXIT_USAGE)
     try:
         if precision is not PrecisionChoice.auto and engine is Engine.local:
             check_precision(precision.value, resolve_device(device))

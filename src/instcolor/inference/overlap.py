@@ -2,8 +2,9 @@
 
 Two ways to use the cores beyond the networks' own threads:
 
-* **images in flight** (the default on a CPU with two or more cores and the torch backend): two
-  images are colorized at once, each on its own thread with half of torch's threads. A small
+* **images in flight** (the default on a CPU with two or more cores and the torch backend, for two
+  or more files; see :func:`side_by_side_refusal`): two images are colorized at once, each on its
+  own thread with half of torch's threads. A small
   network on a few cores leaves much of each core idle between its parallel regions (and decoding,
   detection, colour conversion and encoding run on one core), so two images side by side finish
   sooner than two in turn (``instcolor bench --folder-sizes`` on a 2-core EPYC, starter weights in
@@ -24,7 +25,6 @@ Results come back in the order of the jobs.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from collections import deque
@@ -98,24 +98,43 @@ def spare_core(device: torch.device | str = "cpu") -> bool:
     return usable_cores() > torch.get_num_threads()
 
 
+def side_by_side_refusal(colorizer) -> str | None:
+    """Why ``colorizer`` cannot colorize two images at once (None: it can).
+
+    Two images at once share one colorizer between threads: that holds for the torch backend on a
+    CPU (the networks keep no state while they run), not for CUDA graphs or cuDNN autotuning state,
+    ONNX Runtime (its sessions already use every core), compiled blocks or an attached stage timer.
+    """
+    options = getattr(colorizer, "options", None)
+    return side_by_side_refusal_for(
+        getattr(colorizer, "device", "cpu"),
+        getattr(colorizer, "backend", "torch"),
+        compile=options is not None and options.compile,
+        timer=getattr(colorizer, "timer", None) is not None,
+    )
+
+
+def side_by_side_refusal_for(device: torch.device | str, backend: str, compile: bool = False, timer: bool = False) -> str | None:
+    """:func:`side_by_side_refusal` from the settings alone (before a colorizer is built)."""
+    device = torch.device(device)
+    if device.type != "cpu":
+        return f"two images at once run on a CPU only; this colorizer runs on {device.type}"
+    if backend == "onnxruntime":
+        return "two images at once run on the torch backend only: ONNX Runtime's sessions use every core already"
+    if compile:
+        return "two images at once do not run compiled networks (--compile)"
+    if timer:
+        return "two images at once cannot share one stage timer"
+    return None
+
+
 def images_in_flight(colorizer, jobs: int) -> int:
     """How many images :func:`colorize_files` colorizes at once by default: two on a CPU with two
     or more cores and the torch backend (each image then gets half of torch's threads), else one
-    (a GPU, ONNX Runtime's own thread pools, a single core or a single file)."""
-    on_cpu = torch.device(getattr(colorizer, "device", "cpu")).type == "cpu"
-    torch_backend = getattr(colorizer, "backend", "torch") == "torch"
-    return 2 if jobs >= 2 and on_cpu and torch_backend and min(usable_cores(), torch.get_num_threads()) >= 2 else 1
-
-
-@contextlib.contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """Run the block with ``count`` torch intra-op threads, and restore the number after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    (a GPU, ONNX Runtime's own thread pools, compiled networks, a single core or a single file)."""
+    if jobs < 2 or side_by_side_refusal(colorizer) is not None:
+        return 1
+    return 2 if min(usable_cores(), torch.get_num_threads()) >= 2 else 1
 
 
 def _write(image, target: Path, image16=None) -> Path:
@@ -148,6 +167,8 @@ def colorize_files(
         in_flight = images_in_flight(colorizer, len(jobs))
     if in_flight < 1:
         raise ValueError(f"in_flight must be at least 1, got {in_flight}")
+    if in_flight > 1 and (why := side_by_side_refusal(colorizer)) is not None:
+        raise ValueError(f"in_flight {in_flight}: {why}")
     if in_flight > 1:
         yield from _side_by_side(colorizer, jobs, mode, in_flight)
         return
@@ -196,9 +217,15 @@ def _colorize_one(colorizer, job: Job, mode: str) -> Done:
 
 
 def _side_by_side(colorizer, jobs: Sequence[Job], mode: str, in_flight: int) -> Iterator[Done]:
-    """``in_flight`` images at once, each whole (decode, networks, write) on a worker thread."""
+    """``in_flight`` images at once, each whole (decode, networks, write) on a worker thread.
+
+    Torch's intra-op thread count is set per thread (OpenMP): each worker takes its share when it
+    starts, and the caller's own count is never touched.
+    """
     threads = max(1, torch.get_num_threads() // in_flight)
-    with torch_threads(threads), ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="instcolor-image") as pool:
+    with ThreadPoolExecutor(
+        max_workers=in_flight, thread_name_prefix="instcolor-image", initializer=torch.set_num_threads, initargs=(threads,)
+    ) as pool:
         running: deque[Future] = deque()
         pending = iter(jobs)
         for job in pending:

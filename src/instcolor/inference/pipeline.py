@@ -222,6 +222,7 @@ class Colorizer:
             self._runtime = backend_runtime(model, self.device, options, self.size, backend)
         self.backend = getattr(self._runtime, "backend", "torch")
         self.model = self._runtime.model
+        self.options = options  # how the networks run
         self.precision = options.precision
         self._warned_hints = False
 
