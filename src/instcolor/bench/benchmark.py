@@ -280,7 +280,7 @@ def measure_end_to_end(spec: WorkerSpec) -> dict:
     """One run of every size and instance count for one path, split into stages, with peak memory."""
     from instcolor.io import decode_image, save_image
     from instcolor.color.compose import image_lightness
-    from instcolor.inference.overlap import Job, colorize_files
+    from instcolor.inference.overlap import Job, colorize_files, side_by_side_refusal
     from instcolor.inference.timing import StageTimer, current_rss_bytes, peak_rss_bytes, reset_peak_rss
 
     (path,) = spec.paths
@@ -341,8 +341,6 @@ def measure_end_to_end(spec: WorkerSpec) -> dict:
                   file=sys.stderr, flush=True)  # fmt: skip
     colorizer.detector = None
     colorizer.timer = None
-    from instcolor.inference.overlap import side_by_side_refusal
-
     for mode in spec.folder_modes:
         if mode == "two at once" and side_by_side_refusal(colorizer) is not None:
             continue  # e.g. compiled networks: not shared between threads
