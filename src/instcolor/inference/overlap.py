@@ -8,8 +8,8 @@ Two ways to use the cores beyond the networks' own threads:
   network on a few cores leaves much of each core idle between its parallel regions (and decoding,
   detection, colour conversion and encoding run on one core), so two images side by side finish
   sooner than two in turn (``instcolor bench --folder-sizes`` on a 2-core EPYC, starter weights in
-  int8 with detection: 1.63x at 0.3 MP, 1.44x at 1 MP, 1.36x at 12 MP). Memory then holds two
-  images' work at a time (12 MP: peak RSS 1.15 -> 1.46 GiB).
+  int8 with detection: 1.22-1.59x at 1 MP over six runs, median 1.44x; 1.36x at 12 MP). Memory
+  then holds two images' work at a time (12 MP: peak RSS 1.15 -> 1.46 GiB).
 * **overlapped I/O** (one image in flight): a small thread pool reads and decodes the next image
   while the current one runs through the networks, and writes each result while the next one
   runs. One image is decoded ahead, so memory holds at most three images at a time. It needs a core
