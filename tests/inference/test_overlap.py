@@ -99,6 +99,49 @@ def test_two_at_once_shares_torch_threads_out_and_leaves_the_callers_alone(color
         list(colorize_files(colorizer, jobs, in_flight=0))
 
 
+class HoldFirstColorizer:
+    """Wraps a colorizer; the first call waits until a third one has started (or 10 s)."""
+
+    def __init__(self, colorizer):
+        import threading
+
+        self.colorizer, self.device, self.backend = colorizer, colorizer.device, colorizer.backend
+        self.lock, self.calls, self.third_started = threading.Lock(), 0, threading.Event()
+        self.first_saw_third = None
+
+    def __call__(self, *args, **kwargs):
+        with self.lock:
+            self.calls += 1
+            call = self.calls
+        if call == 3:
+            self.third_started.set()
+        if call == 1:
+            self.first_saw_third = self.third_started.wait(timeout=10)
+        return self.colorizer(*args, **kwargs)
+
+
+def test_a_slow_image_does_not_hold_the_other_worker(colorizer, jobs):
+    slow_first = HoldFirstColorizer(colorizer)
+    done = list(colorize_files(slow_first, jobs, in_flight=2))
+    assert [d.job.source.name for d in done] == [j.source.name for j in jobs]  # still in order
+    assert slow_first.first_saw_third  # jobs 2 and 3 ran on the other worker while job 1 was held
+
+
+def test_stopping_early_cancels_the_queued_images(colorizer, tmp_path):
+    sources = []
+    for k in range(30):
+        path = tmp_path / "many" / f"{k}.png"
+        path.parent.mkdir(exist_ok=True)
+        Image.fromarray(gradient_image(seed=k, channels=1)).save(path)
+        sources.append(path)
+    recording = RecordingColorizer(colorizer)
+    for _ in colorize_files(recording, [Job(s, tmp_path / "out" / s.name) for s in sources], in_flight=2):
+        break
+    # the first two and at most one more started by each worker before the stop; not the queue
+    assert len(recording.calls) <= 4
+    assert len(list((tmp_path / "out").glob("*.png"))) == len(recording.calls)
+
+
 def test_two_at_once_is_refused_where_a_colorizer_cannot_be_shared(colorizer, jobs):
     from types import SimpleNamespace
 

@@ -31,6 +31,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import torch
@@ -220,24 +221,26 @@ def _side_by_side(colorizer, jobs: Sequence[Job], mode: str, in_flight: int) -> 
     """``in_flight`` images at once, each whole (decode, networks, write) on a worker thread.
 
     Torch's intra-op thread count is set per thread (OpenMP): each worker takes its share when it
-    starts, and the caller's own count is never touched.
+    starts, and the caller's own count is never touched. A few jobs are queued ahead of the one
+    being waited for, so that a slow image does not leave the other workers idle (only running
+    jobs hold an image; a finished one is a small record). When the caller stops early, the queued
+    jobs are cancelled and the running ones finish.
     """
     threads = max(1, torch.get_num_threads() // in_flight)
-    with ThreadPoolExecutor(
+    pool = ThreadPoolExecutor(
         max_workers=in_flight, thread_name_prefix="instcolor-image", initializer=torch.set_num_threads, initargs=(threads,)
-    ) as pool:
-        running: deque[Future] = deque()
+    )
+    try:
         pending = iter(jobs)
-        for job in pending:
-            running.append(pool.submit(_colorize_one, colorizer, job, mode))
-            if len(running) == in_flight:
-                break
-        while running:
-            done = running.popleft().result()
+        queued: deque[Future] = deque(pool.submit(_colorize_one, colorizer, job, mode) for job in islice(pending, 4 * in_flight))
+        while queued:
+            done = queued.popleft().result()
             job = next(pending, None)
             if job is not None:
-                running.append(pool.submit(_colorize_one, colorizer, job, mode))
+                queued.append(pool.submit(_colorize_one, colorizer, job, mode))
             yield done
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _about(result) -> dict:
