@@ -15,14 +15,17 @@ def colorizer():
     return Colorizer(tiny_model(), size=32)
 
 
+def grey_photos(folder: Path, count: int) -> list[Path]:
+    """``count`` small grey PNGs in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for k in range(count):
+        Image.fromarray(gradient_image(seed=k, channels=1)).save(folder / f"{k}.png")
+    return [folder / f"{k}.png" for k in range(count)]
+
+
 @pytest.fixture()
 def jobs(tmp_path):
-    sources = []
-    for k in range(4):
-        path = tmp_path / "in" / f"{k}.png"
-        path.parent.mkdir(exist_ok=True)
-        Image.fromarray(gradient_image(seed=k, channels=1)).save(path)
-        sources.append(path)
+    sources = grey_photos(tmp_path / "in", 4)
     (tmp_path / "in" / "bad.png").write_bytes(b"not an image")
     sources.insert(2, tmp_path / "in" / "bad.png")
     given = Instances(boxes=[[2, 2, 30, 30]])
@@ -128,12 +131,7 @@ def test_a_slow_image_does_not_hold_the_other_worker(colorizer, jobs):
 
 
 def test_stopping_early_cancels_the_queued_images(colorizer, tmp_path):
-    sources = []
-    for k in range(30):
-        path = tmp_path / "many" / f"{k}.png"
-        path.parent.mkdir(exist_ok=True)
-        Image.fromarray(gradient_image(seed=k, channels=1)).save(path)
-        sources.append(path)
+    sources = grey_photos(tmp_path / "many", 30)
     recording = RecordingColorizer(colorizer)
     for _ in colorize_files(recording, [Job(s, tmp_path / "out" / s.name) for s in sources], in_flight=2):
         break
