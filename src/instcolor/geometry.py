@@ -15,6 +15,14 @@ import numpy as np
 FUSION_GRIDS: tuple[int, int, int, int] = (256, 128, 64, 32)
 
 
+def edge_ramp(length: int, feather: float) -> np.ndarray:
+    """``(length,)`` float32 weights across one side of a box, at pixel centres: rising from near 0 at
+    either edge to 1 at ``feather * length`` (at least one pixel) inside it. The outer product of two
+    is the feathered box of the confined fusion rule, so a box edge leaves no seam."""
+    centres = np.arange(length, dtype=np.float32) + 0.5
+    return np.minimum(np.minimum(centres, length - centres) / max(feather * length, 1.0), 1.0).astype(np.float32)
+
+
 def sanitize_boxes(boxes: np.ndarray | Sequence[Sequence[float]], image_size: tuple[int, int]) -> np.ndarray:
     """Clip boxes to the image and make every box at least one pixel wide and high.
 

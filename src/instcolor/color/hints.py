@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from instcolor.color.lab import AB_SCALE, rgb_to_lab
+from instcolor.geometry import edge_ramp
 from instcolor.instances import Colour, ImageEntriesError, parse_colour, read_image_entries
 
 #: Side, in cells of the full-image network grid, of the patch a user's point hint covers.
@@ -338,11 +339,8 @@ def instance_regions(
         if masks is not None:
             region = torch.from_numpy(np.asarray(masks[k][y1:y2, x1:x2], np.float32))
         else:
-            ramps = []
-            for length in (y2 - y1, x2 - x1):
-                centres = torch.arange(length, dtype=torch.float32) + 0.5
-                ramps.append((torch.minimum(centres, length - centres) / max(feather * length, 1.0)).clamp(max=1.0))
-            region = ramps[0][:, None] * ramps[1][None, :]
+            rows, cols = (torch.from_numpy(edge_ramp(length, feather)) for length in (y2 - y1, x2 - x1))
+            region = rows[:, None] * cols[None, :]
         window = weight[0, 0, y1:y2, x1:x2]
         torch.maximum(window, region, out=window)
     return weight

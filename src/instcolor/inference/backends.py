@@ -31,7 +31,7 @@ import torch
 
 from instcolor.inference.runtime import PreparedModel, RuntimeOptions, prepare_model
 from instcolor.models.config import ModelConfig
-from instcolor.models.fusion import instance_supports
+from instcolor.models.fusion import rule_supports
 from instcolor.models.model import InstColorModel, hinted_input
 
 BACKENDS = ("torch", "onnxruntime")
@@ -135,10 +135,8 @@ class ExportedModel:
     config: ModelConfig
 
     def supports(self, crop_masks: torch.Tensor | None, count: int, size: int, like: torch.Tensor) -> torch.Tensor | None:
-        """As :meth:`instcolor.models.fusion.FusionNet.supports`."""
-        if self.config.fusion_rule == "reference":
-            return None
-        return instance_supports(crop_masks, count, size, self.config.support_feather, like)
+        """As :meth:`instcolor.models.fusion.FusionNet.supports` (:func:`~instcolor.models.fusion.rule_supports`)."""
+        return rule_supports(self.config, crop_masks, count, size, like)
 
 
 @dataclass

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from instcolor.geometry import edge_ramp
 from instcolor.models.backbone import FEATURE_STRIDE, RECTIFIED_INSTANCE_FEATURES, ColorizationBackbone, zero_embedding
 from instcolor.models.backbone import conv3x3 as _conv  # the weight CNNs use the backbone's 3x3 convolution
 from instcolor.models.config import ModelConfig
@@ -179,8 +180,7 @@ def instance_supports(
         like: a tensor whose device the supports go to (float32).
     """
     ramp_width = max(feather * size, 1.0)
-    centres = torch.arange(size, device=like.device, dtype=torch.float32) + 0.5
-    ramp = (torch.minimum(centres, size - centres) / ramp_width).clamp(max=1.0)
+    ramp = torch.from_numpy(edge_ramp(size, feather)).to(like.device)
     box = (ramp[:, None] * ramp[None, :])[None, None]
     if crop_masks is None:
         return box.expand(count, 1, size, size)
@@ -397,16 +397,24 @@ class FusionNet(nn.Module):
         return ab
 
     def supports(self, crop_masks: torch.Tensor | None, count: int, size: int, like: torch.Tensor) -> torch.Tensor | None:
-        """The instance supports this network's fusion rule uses (None for the reference rule).
+        """The instance supports this network's fusion rule uses (:func:`rule_supports`)."""
+        return rule_supports(self.config, crop_masks, count, size, like)
 
-        Args:
-            crop_masks: ``(N, 1, S, S)`` masks cropped to each box, or None (boxes only).
-            count, size: N and S.
-            like: a tensor on the device the supports go to.
-        """
-        if self.config.fusion_rule == "reference":
-            return None
-        return instance_supports(crop_masks, count, size, self.config.support_feather, like)
+
+def rule_supports(
+    config: ModelConfig, crop_masks: torch.Tensor | None, count: int, size: int, like: torch.Tensor
+) -> torch.Tensor | None:
+    """The instance supports ``config``'s fusion rule uses: :func:`instance_supports` for the
+    ``"confined"`` rule, None for the reference rule.
+
+    Args:
+        crop_masks: ``(N, 1, S, S)`` masks cropped to each box, or None (boxes only).
+        count, size: N and S.
+        like: a tensor on the device the supports go to.
+    """
+    if config.fusion_rule == "reference":
+        return None
+    return instance_supports(crop_masks, count, size, config.support_feather, like)
 
 
 #: Crops per chunk at the full-resolution end of the streamed instance net on CPUs: less memory at
