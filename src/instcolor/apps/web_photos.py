@@ -91,9 +91,10 @@ class PhotoResult:
         colours = (list(self.colours) + [None] * len(instances))[: len(instances)]
         return dataclasses.replace(instances, colours=colours)
 
-    def hint_items(self) -> list[dict]:
-        """The hints as :class:`instcolor.inference.pipeline.Colorizer` takes them."""
-        return [{"xy": [x, y], "colour": list(colour)} for x, y, colour in self.hints]
+
+def hint_items(hints: Sequence[Hint]) -> list[dict]:
+    """Hints as :class:`instcolor.inference.pipeline.Colorizer` takes them: ``[{"xy": [x, y], "colour": [r, g, b]}]``."""
+    return [{"xy": [x, y], "colour": list(colour)} for x, y, colour in hints]
 
 
 def check_upload(path: str | os.PathLike, limits: PageLimits) -> tuple[int, int]:
@@ -172,7 +173,7 @@ def parse_hint(text: str, width: int, height: int) -> Hint:
         raise UploadError(form) from None
     colour = page_colour(parts[2])
     try:
-        check_hint_items([{"xy": [x, y], "colour": list(colour)}], (width, height))
+        check_hint_items(hint_items([(x, y, colour)]), (width, height))
     except ValueError as err:
         raise UploadError(f"colour hint {text!r:.60}: {str(err).removeprefix('hint 1: ')}") from None
     return x, y, colour
@@ -293,7 +294,7 @@ def colorize_photo(
         decoded = decode_image(before)
     except (OSError, ValueError, Image.DecompressionBombError) as err:
         raise UploadError(f"{source.name} cannot be decoded: {err}") from None
-    items = [{"xy": [x, y], "colour": list(colour)} for x, y, colour in hints]
+    items = hint_items(hints)
     try:
         check_hint_items(items, decoded.size)
     except ValueError as err:
