@@ -49,7 +49,7 @@ import torch.nn.functional as F
 
 from instcolor.color import lightness, rgb_to_grey
 from instcolor.color.compose import lab_to_image
-from instcolor.evaluation.video import FlickerMeter, histogram_distance, lightness_histogram, psnr
+from instcolor.evaluation.video import FlickerMeter, frame_lab, histogram_distance, lightness_histogram, psnr
 from instcolor.inference.pipeline import Colorizer
 from instcolor.instances import Instances
 from instcolor.io import atomic_path, decode_image
@@ -493,13 +493,15 @@ def evaluate_video(
             start = time.perf_counter()
             out = film(grey)
             seconds += time.perf_counter() - start
-            meter.update(_lab(out.l_full, out.ab), cut=out.cut, motion=out.motion)
-            same_pixel.update(_lab(out.l_full, out.ab), cut=out.cut)
+            lab = _lab(out.l_full, out.ab)
+            meter.update(lab, cut=out.cut, motion=out.motion)
+            same_pixel.update(lab, cut=out.cut)
             scores.append(psnr(out.rgb, rgb))
             abs_.append((out.ab, out.cut))
             if name == "ours":
-                truth.update(rgb, cut=out.cut, motion=out.motion)
-                truth_same_pixel.update(rgb, cut=out.cut)
+                truth_lab = frame_lab(rgb)
+                truth.update(truth_lab, cut=out.cut, motion=out.motion)
+                truth_same_pixel.update(truth_lab, cut=out.cut)
             if on_frame is not None:
                 on_frame(i + 1 + (total if name == "ours" else 0), 2 * total)
         report[name] = {"flicker": meter.value, "flicker_same_pixel": same_pixel.value, "psnr": float(np.mean(scores)),
