@@ -4,12 +4,12 @@ Two ways to use the cores beyond the networks' own threads:
 
 * **images in flight** (the default on a CPU with two or more cores and the torch backend, for two
   or more files; see :func:`side_by_side_refusal`): two images are colorized at once, each on its
-  own thread with half of torch's threads. A small
-  network on a few cores leaves much of each core idle between its parallel regions (and decoding,
-  detection, colour conversion and encoding run on one core), so two images side by side finish
-  sooner than two in turn (``instcolor bench --folder-sizes`` on a 2-core EPYC, starter weights in
-  int8 with detection: 1.22-1.59x at 1 MP over six runs, median 1.44x; 1.36x at 12 MP). Memory
-  then holds two images' work at a time (12 MP: peak RSS 1.15 -> 1.46 GiB).
+  own thread with half of torch's threads. A small network on a few cores leaves much of each core
+  idle between its parallel regions (and decoding, detection, colour conversion and encoding run on
+  one core), so two images side by side finish sooner than two in turn (``instcolor bench
+  --folder-sizes`` on a 2-core EPYC, starter weights in int8 with detection: 1.22-1.59x at 1 MP
+  over six runs, median 1.44x; 1.36x at 12 MP). Memory then holds two images' work at a time
+  (12 MP: peak RSS 1.15 -> 1.46 GiB).
 * **overlapped I/O** (one image in flight): a small thread pool reads and decodes the next image
   while the current one runs through the networks, and writes each result while the next one
   runs. One image is decoded ahead, so memory holds at most three images at a time. It needs a core
@@ -168,9 +168,9 @@ def colorize_files(
         in_flight = images_in_flight(colorizer, len(jobs))
     if in_flight < 1:
         raise ValueError(f"in_flight must be at least 1, got {in_flight}")
-    if in_flight > 1 and (why := side_by_side_refusal(colorizer)) is not None:
-        raise ValueError(f"in_flight {in_flight}: {why}")
     if in_flight > 1:
+        if (why := side_by_side_refusal(colorizer)) is not None:
+            raise ValueError(f"in_flight {in_flight}: {why}")
         yield from _side_by_side(colorizer, jobs, mode, in_flight)
         return
     if overlap == "auto":
