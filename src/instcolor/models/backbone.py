@@ -122,7 +122,7 @@ class ColorizationBackbone(nn.Module):
         self, x: torch.Tensor, fuse=None, classes: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         feats: dict[str, torch.Tensor] = {}
-        stages = self.stages(x, classes=classes)
+        stages = self.stages(x) if classes is None else self.stages(x, classes=classes)
         try:
             name, value = next(stages)
             while True:
