@@ -33,7 +33,7 @@ def measure_folder(colorizer, sizes=SIZES, images: int = 6, rounds: int = 2, ins
     import numpy as np
     from PIL import Image
 
-    from instcolor.inference.overlap import images_in_flight, side_by_side_refusal
+    from instcolor.inference.overlap import images_in_flight, side_by_side_refusal, spare_core
 
     modes = {name: options for name, options in MODES.items() if options.get("in_flight", 1) == 1 or side_by_side_refusal(colorizer) is None}
 
@@ -59,7 +59,10 @@ def measure_folder(colorizer, sizes=SIZES, images: int = 6, rounds: int = 2, ins
                     rate = len(done) / (time.perf_counter() - start)
                     assert not any(d.error for d in done), [d.error for d in done if d.error]
                     best[name] = max(best[name], rate)
-            default = "two at once" if images_in_flight(colorizer, count) == 2 else "one at a time"
+            if images_in_flight(colorizer, count) == 2:
+                default = "two at once"
+            else:  # colorize_files' overlap="auto"
+                default = "overlapped I/O" if spare_core(colorizer.device) else "one at a time"
             base = best["one at a time"]
             row = {"size": size, "width": width, "height": height, "images": count, "instances": instances,
                    "images_per_second": best, "ratio": {name: rate / base for name, rate in best.items()},
