@@ -37,11 +37,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from instance_benefit import cpu_model, masked_psnr
+from instance_benefit import masked_psnr
 
 from instcolor.color import rgb_to_grey
 from instcolor.evaluation.metrics import psnr
 from instcolor.evaluation.stats import bootstrap_mean
+from instcolor.inference.hardware import cpu_info
 from instcolor.inference.pipeline import Colorizer
 from instcolor.instances import load_boxes_file
 from instcolor.io import decode_image
@@ -175,7 +176,7 @@ def main() -> None:
         for name in names
     }
     report = {
-        "cpu": cpu_model(),
+        "cpu": cpu_info().model_name,
         "torch_threads": args.threads,
         "config": {k: v for k, v in vars(args).items() if k != "out"},
         "timings_s": {k: round(v, 1) for k, v in timings.items()},

@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -41,20 +39,11 @@ from instcolor.color import rgb_to_grey
 from instcolor.evaluation.metrics import psnr
 from instcolor.instances import load_boxes_file, save_boxes_file
 from instcolor.io import decode_image
+from instcolor.inference.hardware import cpu_info
 from instcolor.inference.pipeline import Colorizer
 from instcolor.training.synthetic import write_scenes
 from instcolor.training import TrainConfig, train
 from instcolor.models.weights.store import load_weights
-
-
-def cpu_model() -> str:
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or "unknown"
 
 
 def masked_psnr(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> float:
@@ -181,7 +170,7 @@ def main() -> None:
     timings["total"] = time.perf_counter() - started
 
     results = {
-        "cpu": cpu_model(),
+        "cpu": cpu_info().model_name,
         "torch_threads": args.threads,
         "config": {k: v for k, v in vars(args).items() if k != "out"},
         "steps": steps,

@@ -26,8 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -95,6 +93,7 @@ def main() -> None:
     import inspect
 
     from instcolor.apps.video import colorize_video, evaluate_video
+    from instcolor.inference.hardware import cpu_info
     from instcolor.inference.pipeline import Colorizer
     from instcolor.models.weights.download import default_weights
 
@@ -103,7 +102,7 @@ def main() -> None:
     photos = args.photo or [ROOT / "samples" / "pig.jpg"]
     weights = args.weights or default_weights()[0]
     colorizer = Colorizer.from_pretrained(weights, device="cpu", detector=args.detector)
-    cpu = next((line.split(":", 1)[1].strip() for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines() if line.startswith("Model name")), platform.processor())
+    cpu = cpu_info().model_name
     print(f"weights: {colorizer.metadata.get('source', weights)}; detector: {getattr(colorizer.detector, 'name', None)}; "
           f"smoothing {smoothing}; CPU: {cpu}, {torch.get_num_threads()} threads")
     results = {}
