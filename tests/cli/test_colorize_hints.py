@@ -35,10 +35,15 @@ def test_hints_file_changes_the_hinted_image_only(photos, weights, tmp_path):
     hints.write_text(json.dumps({"a.png": [{"xy": [20, 20], "colour": "#ff0000"}, {"xy": [50, 10], "colour": [0, 0, 255]}]}))
     result = run(photos, "-o", tmp_path / "hinted", "--weights", weights, "--hints", hints)
     assert result.exit_code == 0, result.output
-    assert " ".join(result.output.split()).count("not trained with colour hints") == 1  # said once
+    assert "not trained with colour hints" not in " ".join(result.output.split())  # spread: any weights
+    fed = run(photos, "-o", tmp_path / "fed", "--weights", weights, "--hints", hints, "--hint-mode", "network")
+    assert fed.exit_code == 0, fed.output
+    assert " ".join(fed.output.split()).count("not trained with colour hints") == 1  # said once
     run(photos, "-o", tmp_path / "plain", "--weights", weights)
-    assert np.abs(pixels(tmp_path / "hinted" / "a.png") - pixels(tmp_path / "plain" / "a.png")).max() > 0
-    assert np.array_equal(pixels(tmp_path / "hinted" / "b.png"), pixels(tmp_path / "plain" / "b.png"))
+    for hinted in ("hinted", "fed"):
+        assert np.abs(pixels(tmp_path / hinted / "a.png") - pixels(tmp_path / "plain" / "a.png")).max() > 0
+        assert np.array_equal(pixels(tmp_path / hinted / "b.png"), pixels(tmp_path / "plain" / "b.png"))
+    assert np.abs(pixels(tmp_path / "hinted" / "a.png") - pixels(tmp_path / "fed" / "a.png")).max() > 0
 
 
 def test_boxes_file_colour_pushes_the_instance(photos, weights, tmp_path):

@@ -132,7 +132,13 @@ def test_hints_option_adds_the_curve_and_its_plot(scenes, weights, tmp_path):
                  "--no-lpips", "--no-fid", "--device", "cpu", "--bootstrap", "0", "--hints", "0,2")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert (out / "hints.png").is_file()
-    assert " ".join(result.output.split()).count("not trained with colour hints") == 1
+    assert "not trained with colour hints" not in " ".join(result.output.split())  # spread: any weights
     assert set(json.loads((out / "metrics.json").read_text())["hint_curve"]) == {"0", "2"}
+    fed = run("--data", folder, "--boxes", boxes, "--weights", weights[0], "--out", tmp_path / "fed", "--resolution",
+              "64", "--no-lpips", "--no-fid", "--device", "cpu", "--bootstrap", "0", "--hints", "0,2",
+              "--hint-mode", "network")  # fmt: skip
+    assert fed.exit_code == 0, fed.output
+    assert " ".join(fed.output.split()).count("not trained with colour hints") == 1
+    assert json.loads((tmp_path / "fed" / "metrics.json").read_text())["protocol"]["hint_mode"] == "network"
     bad = run("--data", folder, "--weights", weights[0], "--out", out, "--hints", "two")
     assert bad.exit_code == 2 and "--hints takes point counts" in bad.output

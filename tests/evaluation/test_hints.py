@@ -1,6 +1,7 @@
 """PSNR against hint points (``EvaluationConfig.hint_points``, ``instcolor evaluate --hints``)."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -61,23 +62,31 @@ def test_hint_psnr_uses_the_first_n_points_of_one_draw():
     assert values[0] < values[5] < values[20]  # nested draws: more revealed, never less
 
 
-def test_evaluation_with_hint_points_reports_a_curve(tmp_path):
+@pytest.mark.parametrize("hint_mode", ["propagate", "network"])
+def test_evaluation_with_hint_points_reports_a_curve(tmp_path, hint_mode):
     from instcolor.training.synthetic import write_scenes
 
     boxes = write_scenes(tmp_path / "scenes", count=2, size=64, seed=0, objects=(1, 2), object_size=(0.3, 0.4))
     paths = sorted((tmp_path / "scenes").glob("*.png"))
     config = EvaluationConfig(resolution=64, lpips=False, fid=False, bootstrap_resamples=0, hint_points=(5, 0, 2))
-    with pytest.warns(UserWarning, match="not trained with colour hints"):
-        result = evaluate(paths, Colorizer(tiny_model(0), size=32), boxes=load_boxes_file(boxes), config=config)
+    colorizer = Colorizer(tiny_model(0), size=32, hint_mode=hint_mode)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = evaluate(paths, colorizer, boxes=load_boxes_file(boxes), config=config)
+    warned = any("not trained with colour hints" in str(w.message) for w in caught)
+    assert warned == (hint_mode == "network")  # only hints fed to the networks need weights trained with them
     assert list(result.hint_curve) == [0, 2, 5]
     for record in result.images:
         assert record.hint_psnr[0] == pytest.approx(record.metrics["fusion"]["image"]["psnr"])
         assert record.hint_psnr[5] != record.hint_psnr[0]
-    assert result.protocol["weights_trained_with_hints"] is False
+        if hint_mode == "propagate":  # ground-truth colours spread over the result bring it closer
+            assert record.hint_psnr[5] > record.hint_psnr[0]
+    assert result.protocol["weights_trained_with_hints"] is False and result.protocol["hint_mode"] == hint_mode
     written = write_report(result, tmp_path / "report")
     assert "hints.png" in written and Image.open(written["hints.png"]).size[0] > 100
     report = written["report.md"].read_text()
-    assert "## PSNR against hint points" in report and "| 5 |" in report and "not trained with hints" in report
+    assert "## PSNR against hint points" in report and "| 5 |" in report
+    assert ("not trained with hints" in report) == (hint_mode == "network")
     data = json.loads(written["metrics.json"].read_text())
     assert set(data["hint_curve"]) == {"0", "2", "5"} and set(data["images"][0]["hint_psnr"]) == {"0", "2", "5"}
 

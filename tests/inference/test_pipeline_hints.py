@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from instcolor.color.hint_spread import spread_hints
 from instcolor.color.hints import parse_hints
+from instcolor.color.lab import rgb_to_lab
 from instcolor.inference.pipeline import HINTS_IGNORED, Colorizer
 from instcolor.inference.preprocess import prepare
 from instcolor.instances import Instances
@@ -15,6 +17,11 @@ from instcolor.models.model import network_input
 from tests.support.helpers import TINY, gradient_image, tiny_model
 
 IMAGE = gradient_image(height=60, width=80, channels=1)
+
+
+def lab_of(rgb: np.ndarray) -> np.ndarray:
+    """``(H, W, 3)`` uint8 -> ``(3, H, W)`` float32 Lab."""
+    return rgb_to_lab(torch.tensor(rgb).permute(2, 0, 1)[None].float() / 255.0)[0].numpy()
 BOX = [[8, 6, 44, 50]]
 
 
@@ -44,8 +51,8 @@ def test_network_input_without_hints_is_the_reference_tensor():
     assert torch.equal(network_input(lightness, torch.zeros_like(ab), torch.zeros_like(mask)), plain)
 
 
-def test_a_hint_changes_the_result_near_it_and_warns_once_for_weights_without_hints():
-    colorizer = Colorizer(tiny_model(), size=32)
+def test_a_hint_fed_to_the_networks_changes_the_result_near_it_and_warns_once_for_weights_without_hints():
+    colorizer = Colorizer(tiny_model(), size=32, hint_mode="network")
     plain = colorizer(IMAGE, boxes=BOX)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -55,6 +62,35 @@ def test_a_hint_changes_the_result_near_it_and_warns_once_for_weights_without_hi
     change = np.abs(red.ab - plain.ab).sum(axis=0)
     assert change.max() > 0
     assert change[10:30, 10:30].mean() > change[45:, 60:].mean()  # strongest around the hint
+
+
+def test_by_default_hints_are_spread_over_the_result_without_hints_with_any_weights(colorizer):
+    hints = [{"xy": [20, 20], "colour": "#ff0000"}, {"xy": [70, 50], "colour": [0, 0, 255]}]
+    plain = colorizer(IMAGE, boxes=BOX)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing goes into networks trained without hints
+        spread = colorizer(IMAGE, boxes=BOX, hints=hints)
+    lightness = torch.from_numpy(lab_of(np.repeat(IMAGE[..., None], 3, axis=2))[None, :1])
+    expected = spread_hints(lightness, torch.from_numpy(plain.ab)[None], parse_hints(hints, (80, 60), 32))
+    assert np.abs(spread.ab - expected[0].numpy()).max() < 1e-3
+    red = np.array(parse_hints(hints[:1], (80, 60)).ab[0])
+    at_hint = spread.ab[:, 18:23, 18:23].mean(axis=(1, 2))
+    assert np.linalg.norm(at_hint - red) < 0.2 * np.linalg.norm(plain.ab[:, 18:23, 18:23].mean(axis=(1, 2)) - red)
+
+
+def test_hint_modes_route_point_hints(colorizer):
+    hints = [{"xy": [20, 20], "colour": "#ff0000"}]
+    results = {}
+    for mode in ("propagate", "network", "both"):
+        routed = Colorizer(colorizer.model, size=32, hint_mode=mode)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            results[mode] = routed(IMAGE, boxes=BOX, hints=hints).ab
+    network_only = results["network"]
+    assert not np.allclose(results["propagate"], network_only) and not np.allclose(results["both"], network_only)
+    assert not np.allclose(results["both"], results["propagate"])
+    with pytest.raises(ValueError, match="hint_mode must be one of"):
+        Colorizer(colorizer.model, size=32, hint_mode="spread")
 
 
 def test_weights_trained_with_hints_do_not_warn():
@@ -101,3 +137,15 @@ def test_an_instance_colour_acts_in_its_crop_only(colorizer):
     assert np.abs(masked.ab[:, masks[1]] - plain_masked.ab[:, masks[1]]).max() > 0
     full_mode = colorizer(IMAGE, Instances(boxes=two, colours=[None, "#0000ff"]), mode="full")
     assert any("ignored in --mode full" in note for note in full_mode.notes)
+
+
+@pytest.mark.filterwarnings("ignore:these weights were not trained")
+def test_an_instance_colour_with_a_spread_hint_in_it_leaves_the_rest_as_with_the_hint_alone(colorizer):
+    two = [[8, 6, 44, 50], [50, 10, 78, 40]]
+    hint = [{"xy": [60, 25], "colour": "#1e5aa8"}]  # inside instance 2, spread beyond it
+    hinted = colorizer(IMAGE, Instances(boxes=two), hints=hint)
+    coloured = colorizer(IMAGE, Instances(boxes=two, colours=[None, "#3c7a32"]), hints=hint)
+    outside = np.ones((60, 80), bool)
+    outside[10:40, 50:78] = False
+    assert np.array_equal(coloured.ab[:, outside], hinted.ab[:, outside])
+    assert np.abs(coloured.ab[:, ~outside] - hinted.ab[:, ~outside]).max() > 0

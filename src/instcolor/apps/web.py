@@ -13,8 +13,9 @@ without a browser; :func:`build_app` wires them into gradio and :func:`launch` s
 page. The page's only script of its own is ``web_page.js`` (:data:`PAGE_JS`, given to gradio inline):
 on the instances photo a drag draws a box and, in hint mode, a click opens a colour picker at that
 point; both send what they made, in the photo's own pixels, to the server through a text box and a
-button. Weights trained without hints (:attr:`instcolor.models.config.ModelConfig.hints`) keep the
-hint tools, under the CLI's one-line warning that hints do little for them and can make colours worse.
+button. Point hints are spread over the result with any weights (the colorizer's ``hint_mode``);
+with weights trained without hints (:attr:`instcolor.models.config.ModelConfig.hints`) the page
+says, in the CLI's words, that instance colours and hints fed to the networks do little for them.
 """
 
 from __future__ import annotations

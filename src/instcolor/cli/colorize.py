@@ -54,6 +54,12 @@ class ClassAwareChoice(str, Enum):
     off = "off"
 
 
+class HintModeChoice(str, Enum):
+    propagate = "propagate"
+    network = "network"
+    both = "both"
+
+
 #: Help shared by the commands that colorize.
 FUSION_RULE_HELP = (
     "auto: the rule the weights were trained with; confined: each instance only inside its box or mask "
@@ -66,6 +72,10 @@ MASKS_HELP = (
 CLASS_AWARE_HELP = (
     "auto: class-aware weights get each instance's label (detector or boxes file); "
     "off: every instance is of unknown class (class-blind weights: no difference)"
+)
+HINT_MODE_HELP = (
+    "what point hints do: propagate: spread each hint's colour over the result, edge-aware (any weights); "
+    "network: feed them to the networks (weights trained with --hints); both"
 )
 
 
@@ -190,6 +200,7 @@ def colorize(
     fusion_rule: FusionRuleChoice = typer.Option(FusionRuleChoice.auto, help=FUSION_RULE_HELP),
     masks: MasksChoice = typer.Option(MasksChoice.auto, help=MASKS_HELP),
     class_aware: ClassAwareChoice = typer.Option(ClassAwareChoice.auto, help=CLASS_AWARE_HELP),
+    hint_mode: HintModeChoice = typer.Option(HintModeChoice.propagate, help=HINT_MODE_HELP),
     engine: Engine = typer.Option(
         Engine.local, help="local: this process; ray: workers on a Ray cluster (pip install 'instcolor[ray]')"
     ),
@@ -323,6 +334,8 @@ def colorize(
     )
     if class_aware is not ClassAwareChoice.auto:  # only when given, so that ledgers of earlier runs still match
         options["class_aware"] = class_aware.value
+    if hints is not None:  # what the hints do is part of the settings outputs are verified against
+        options["hint_mode"] = hint_mode.value
     weights_path = choose_weights(weights)
     try:
         hints_digest = None if hints is None else hashlib.sha256(hints.read_bytes()).hexdigest()
@@ -330,7 +343,8 @@ def colorize(
     except (WeightsError, OSError, ValueError, LookupError) as err:
         raise fail(str(err)) from None
     quiet = contextlib.ExitStack()  # the colorizer's hint warning is said once here instead
-    if (hint_entries or (box_entries is not None and box_entries.has_colours)) and not run.trained_with_hints:
+    hints_into_networks = bool(hint_entries) and hint_mode is not HintModeChoice.propagate
+    if (hints_into_networks or (box_entries is not None and box_entries.has_colours)) and not run.trained_with_hints:
         from instcolor.inference.pipeline import HINTS_IGNORED
 
         console.print(f"[yellow]note:[/] {HINTS_IGNORED}", highlight=False)

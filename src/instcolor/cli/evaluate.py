@@ -19,10 +19,12 @@ from instcolor.cli.app import EXIT_INPUT_FAILED, EXIT_USAGE, app, console, fail
 from instcolor.cli.colorize import (
     CLASS_AWARE_HELP,
     FUSION_RULE_HELP,
+    HINT_MODE_HELP,
     MASKS_HELP,
     ClassAwareChoice,
     DetectorChoice,
     FusionRuleChoice,
+    HintModeChoice,
     MasksChoice,
     choose_weights,
 )
@@ -78,6 +80,7 @@ def evaluate(
     fusion_rule: FusionRuleChoice = typer.Option(FusionRuleChoice.auto, help=FUSION_RULE_HELP),
     masks: MasksChoice = typer.Option(MasksChoice.auto, help=MASKS_HELP),
     class_aware: ClassAwareChoice = typer.Option(ClassAwareChoice.auto, help=CLASS_AWARE_HELP),
+    hint_mode: HintModeChoice = typer.Option(HintModeChoice.propagate, help=HINT_MODE_HELP),
     hints: str | None = typer.Option(
         None, "--hints", help="also PSNR with N hint points drawn from the ground truth, e.g. 0,1,2,5,10,20 (a table and hints.png)"
     ),
@@ -153,10 +156,12 @@ def evaluate(
             fusion_rule=None if fusion_rule is FusionRuleChoice.auto else fusion_rule.value,
             masks=masks.value,
             class_aware=class_aware.value,
+            hint_mode=hint_mode.value,
         )
         second = (
             Colorizer.from_pretrained(
-                compare, device=device, detector=None, masks=masks.value, class_aware=class_aware.value
+                compare, device=device, detector=None, masks=masks.value, class_aware=class_aware.value,
+                hint_mode=hint_mode.value,
             )
             if compare
             else None
@@ -184,7 +189,8 @@ def evaluate(
             progress.advance(task)
 
         with warnings.catch_warnings():
-            if hint_points and not colorizer.model.config.hints:  # said once here, and in the report
+            if hint_points and hint_mode is not HintModeChoice.propagate and not colorizer.model.config.hints:
+                # said once here, and in the report
                 from instcolor.inference.pipeline import HINTS_IGNORED
 
                 progress.console.print(f"[yellow]note:[/] {HINTS_IGNORED}", highlight=False)

@@ -8,9 +8,11 @@ from instcolor.cli.app import app, console, fail
 from instcolor.cli.colorize import (
     BACKEND_HELP,
     CLASS_AWARE_HELP,
+    HINT_MODE_HELP,
     BackendChoice,
     ClassAwareChoice,
     DetectorChoice,
+    HintModeChoice,
     choose_weights,
 )
 
@@ -20,6 +22,7 @@ def serve(
     weights: str | None = typer.Option(None, help="installed weights name or a file"),
     detector: DetectorChoice = typer.Option(DetectorChoice.auto, help="instance detector"),
     class_aware: ClassAwareChoice = typer.Option(ClassAwareChoice.auto, help=CLASS_AWARE_HELP),
+    hint_mode: HintModeChoice = typer.Option(HintModeChoice.propagate, help=HINT_MODE_HELP),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
     host: str = typer.Option("127.0.0.1", help="address to listen on (127.0.0.1: this computer only)"),
     port: int = typer.Option(7860, help="port"),
@@ -41,6 +44,7 @@ def serve(
             detector=detector.value,
             backend=backend.value,
             class_aware=class_aware.value,
+            hint_mode=hint_mode.value,
         )
         limits = PageLimits(max_bytes=int(max_mb * 2**20), max_megapixels=max_megapixels, max_files=max_files)
         page = build_app(colorizer, limits=limits)

@@ -135,7 +135,8 @@ def render_markdown(result: EvaluationResult, files: dict[str, str]) -> str:
         lines += ["", "## PSNR against hint points (fusion, whole image)", "", *hint_table(result.hint_curve)]
         if "hints.png" in files:
             lines += ["", "![PSNR against hint points](hints.png)"]
-        if result.protocol.get("weights_trained_with_hints") is False:
+        fed_to_networks = result.protocol.get("hint_mode") in ("network", "both")
+        if fed_to_networks and result.protocol.get("weights_trained_with_hints") is False:
             lines += ["", "> **Note:** these weights were not trained with hints (`instcolor train --hints`)."]
     if result.unavailable:
         lines += ["", "## Unavailable metrics", ""]

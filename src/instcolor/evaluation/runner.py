@@ -577,5 +577,6 @@ def describe_protocol(config: EvaluationConfig, colorizer, compare, boxes, runne
             f"of the mean colour, the first n of one draw per image, seed {config.seed} and the image name); "
             "fusion with the image's instances"
         )
+        protocol["hint_mode"] = getattr(colorizer, "hint_mode", None)
         protocol["weights_trained_with_hints"] = getattr(model_config, "hints", None)
     return protocol

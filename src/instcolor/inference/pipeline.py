@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from instcolor.color import denormalize_ab, join_lab, lightness, normalize_l
+from instcolor.color.hint_spread import spread_hints
 from instcolor.color.hints import Hints, instance_hints, instance_regions, parse_hints
 from instcolor.color.compose import grey_levels, image_lightness, lab_to_image, lab_to_rgb16
 from instcolor.devices import resolve_device
@@ -49,11 +50,15 @@ MODES = ("fusion", "full")
 COLOUR_INPUT_CHOICES = ("grey", "keep-chroma", "skip")
 
 
-#: The warning :class:`Colorizer` gives once when hints meet weights trained without them.
+#: The warning :class:`Colorizer` gives once when hints go into networks trained without them.
 HINTS_IGNORED = (
-    "these weights were not trained with colour hints: hints have little effect and can make the colours worse "
-    "(train with `instcolor train --hints`)"
+    "these weights were not trained with colour hints: instance colours and hints given to the networks have "
+    "little effect and can make the colours worse (train with `instcolor train --hints`)"
 )
+
+#: ``hint_mode=`` choices for point hints: spread over the result edge-aware
+#: (:func:`instcolor.color.hint_spread.spread_hints`), fed to the networks' hint inputs, or both.
+HINT_MODES = ("propagate", "network", "both")
 
 
 class InputSkipped(ValueError):
@@ -151,6 +156,11 @@ class Colorizer:
             instance's label (detected or given; COCO names, see
             :func:`instcolor.detection.coco.coco_class_ids`); ``"off"``: every instance is of
             unknown class. Class-blind weights run the same either way.
+        hint_mode: what point hints do: ``"propagate"`` (the default): each hint's colour is spread
+            over the result without hints, edge-aware, with any weights
+            (:func:`instcolor.color.hint_spread.spread_hints`); ``"network"``: they go into the
+            networks' hint inputs (weights trained with ``--hints``); ``"both"``. Instance colours
+            always go into the networks.
 
     Attributes:
         timer: set a :class:`instcolor.inference.StageTimer` to get per-stage seconds in each result.
@@ -178,12 +188,16 @@ class Colorizer:
         colour_input: str = "grey",
         backend: str = "torch",
         class_aware: str = "auto",
+        hint_mode: str = "propagate",
     ) -> None:
         if colour_input not in COLOUR_INPUT_CHOICES:
             raise ValueError(f"colour_input must be one of {COLOUR_INPUT_CHOICES}, got {colour_input!r}")
         if class_aware not in CLASS_AWARE_CHOICES:
             raise ValueError(f"class_aware must be one of {CLASS_AWARE_CHOICES}, got {class_aware!r}")
+        if hint_mode not in HINT_MODES:
+            raise ValueError(f"hint_mode must be one of {HINT_MODES}, got {hint_mode!r}")
         self.class_aware = class_aware
+        self.hint_mode = hint_mode
         self.max_instances = max_instances
         self.colour_input = colour_input
         if masks not in MASK_CHOICES:
@@ -243,6 +257,7 @@ class Colorizer:
         fallback: bool | None = None,
         backend: str = "torch",
         class_aware: str = "auto",
+        hint_mode: str = "propagate",
         **detector_options,
     ) -> Colorizer:
         """Load installed weights by name (``paper-coco``, ``starter``...) or from a file.
@@ -250,7 +265,7 @@ class Colorizer:
         Args:
             detector: ``"auto"``, ``"maskrcnn"``, ``"centernet"`` or ``None``/``"none"``.
             precision, channels_last, compile, fast, fusion_rule, masks: see :class:`Colorizer`.
-            colour_input, class_aware: see :class:`Colorizer`.
+            colour_input, class_aware, hint_mode: see :class:`Colorizer`.
             fallback: when ``name_or_path`` is ``"paper-coco"`` and it is not installed, download it
                 (unless offline) and else use the bundled ``starter`` weights with a warning, as the
                 command line does. None: only for ``"paper-coco"``; False: never.
@@ -275,7 +290,7 @@ class Colorizer:
             precision=precision, channels_last=channels_last, compile=compile, fast=fast,
             fusion_rule=fusion_rule, masks=masks, segmenter=segmenter, colour_input=colour_input,
             max_instances=detector_options.get("max_instances", DEFAULT_MAX_INSTANCES),
-            backend=backend, class_aware=class_aware,
+            backend=backend, class_aware=class_aware, hint_mode=hint_mode,
         )  # fmt: skip
 
     def detect(self, decoded: DecodedImage, l_full_res: torch.Tensor | None = None) -> Instances:
@@ -388,10 +403,10 @@ class Colorizer:
             boxes: shorthand for ``Instances(boxes=boxes, masks=masks)``; overrides the detector.
             mode: ``"fusion"`` or ``"full"`` (the full-image network alone).
             hints: colour hints ``[{"xy": [x, y], "colour": "#rrggbb" or [r, g, b]}, ...]`` in
-                image pixels (:func:`instcolor.color.hints.parse_hints`), given to the full-image
-                input and to every crop that contains them. Weights trained without hints
-                (:attr:`ModelConfig.hints`) hardly follow them and their colours get worse (a
-                warning says so, once).
+                image pixels (:func:`instcolor.color.hints.parse_hints`). By :attr:`hint_mode`,
+                spread over the result edge-aware, and/or given to the full-image input and to
+                every crop that contains them (weights trained without hints,
+                :attr:`ModelConfig.hints`, hardly follow them there: a warning says so, once).
 
         Raises:
             ValueError: bad hints (a point outside the image, a bad colour, wrong types).
@@ -446,14 +461,19 @@ class Colorizer:
         sixteen = decoded.pixels.dtype == np.uint16 and alpha is None  # kept as 16-bit RGB (PNG/TIFF)
         del decoded  # only L and alpha are needed from here
         has_boxes = len(instances) > 0
-        all_hints = self._hints(user_hints, instances if mode == "fusion" else Instances(), l_full_res.shape[-2:])
+        spread, network_user_hints = self._route_hints(user_hints)
+        all_hints = self._hints(network_user_hints, instances if mode == "fusion" else Instances(), l_full_res.shape[-2:])
         if instances.colours is not None and mode != "fusion":
             notes.append("instance colours act on the instances' crops: ignored in --mode full")
         boxes = instances.boxes if has_boxes else None
         labels = instances.labels
         ab, ran = self.predict_ab(l_full_res, boxes, mode, instances.masks, hints=all_hints, labels=labels)
+        spread = spread if spread is not None and len(spread) else None
         if ran == "fusion" and all_hints is not None and (all_hints.instance >= 0).any():
-            ab = self._confine_instance_hints(ab, l_full_res, boxes, instances.masks, all_hints, labels)
+            ab = self._confine_instance_hints(ab, l_full_res, boxes, instances.masks, all_hints, labels, spread)
+        elif spread is not None:
+            with self._stage("upsample_convert"):
+                ab = spread_hints(l_full_res, ab, spread)
         if own_colour is not None:
             own_ab, coloured = own_colour
             ab = torch.where(coloured.to(ab.device), own_ab.to(ab.device), ab)
@@ -483,23 +503,38 @@ class Colorizer:
 
     def _confine_instance_hints(
         self, ab: torch.Tensor, l_full_res: torch.Tensor, boxes: np.ndarray, masks: np.ndarray | None, hints: Hints,
-        labels: Sequence[str] | None = None,
+        labels: Sequence[str] | None = None, spread: Hints | None = None,
     ) -> torch.Tensor:  # fmt: skip
         """Keep the effect of instance-owned hints inside their instances: ``ab`` outside them is
         replaced by the result without those hints (a second network run), joined by
-        :func:`instcolor.color.hints.instance_regions`."""
+        :func:`instcolor.color.hints.instance_regions`. Hints to ``spread`` are spread over both
+        results before they are joined, so that outside the instances all stays as without them."""
         shared = hints.select(hints.instance < 0)
         without, _ = self.predict_ab(
             l_full_res, boxes, "fusion", masks, hints=shared if len(shared) else None, labels=labels
         )
+        if spread is not None:
+            without, ab = (spread_hints(l_full_res, result, spread) for result in (without, ab))
         height, width = l_full_res.shape[-2:]
         sanitized = sanitize_boxes(boxes, (width, height))
         owners = hints.instance[hints.instance >= 0]
         weight = instance_regions(sanitized, owners, (height, width), masks, self.model.config.support_feather)
         return torch.lerp(without, ab, weight.to(ab.device))
 
+    def _route_hints(self, user_hints: Hints | None) -> tuple[Hints | None, Hints | None]:
+        """``(hints spread over the result, hints for the networks)`` by :attr:`hint_mode`: image-wide
+        hints follow the mode, hints owned by an instance always go to the networks."""
+        if user_hints is None or self.hint_mode == "network":
+            return None, user_hints
+        image_wide = user_hints.select(user_hints.instance < 0)
+        if self.hint_mode == "both":
+            return image_wide, user_hints
+        owned = user_hints.select(user_hints.instance >= 0)
+        return image_wide, owned if len(owned) else None
+
     def _hints(self, user_hints: Hints | None, instances: Instances, image_hw) -> Hints | None:
-        """User hints plus the instances' colours as hints; warns once when the weights ignore hints."""
+        """Hints for the networks: ``user_hints`` plus the instances' colours; warns once when the
+        weights were not trained with hints."""
         found = user_hints
         if instances.colours is not None and len(instances):
             height, width = int(image_hw[0]), int(image_hw[1])

@@ -1,0 +1,67 @@
+"""``spread_hints``: hint colours spread over a result, edge-aware."""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from instcolor.color.hint_spread import PRIOR, WORK_SIDE, spread_hints
+from instcolor.color.hints import Hints
+
+RED_AB = np.array([60.0, 40.0], np.float32)
+
+
+def two_halves(height: int = 64, width: int = 96) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lightness 30 on the left half, 80 on the right; a flat, slightly warm result everywhere."""
+    lightness = torch.full((1, 1, height, width), 30.0)
+    lightness[..., width // 2 :] = 80.0
+    ab = torch.zeros(1, 2, height, width)
+    ab[:, 1] = 5.0
+    return lightness, ab
+
+
+def point(x: float, y: float, ab=RED_AB, side: float = 4.0) -> Hints:
+    return Hints([[x - side / 2, y - side / 2, x + side / 2, y + side / 2]], [ab])
+
+
+def test_no_hint_leaves_the_result_as_it_is():
+    lightness, ab = two_halves()
+    assert spread_hints(lightness, ab, Hints()) is ab
+
+
+def test_a_hint_colours_its_spot_and_its_side_of_a_lightness_edge_only():
+    lightness, ab = two_halves()
+    spread = spread_hints(lightness, ab, point(20, 32))[0].numpy()
+    at_spot = spread[:, 30:34, 18:22].mean(axis=(1, 2))
+    residual = RED_AB - np.array([0.0, 5.0])
+    assert np.abs(at_spot - RED_AB).max() <= PRIOR / (1 + PRIOR) * np.abs(residual).max() + 0.5
+    moved = np.abs(spread - ab[0].numpy()).sum(axis=0)
+    assert moved[:, 30:44].mean() > 30  # the hinted (dark) half, near the edge
+    assert moved[:, 52:66].max() < 0.5  # the light half across the edge, as near to the hint
+
+
+def test_far_from_every_hint_the_result_stays():
+    lightness = torch.full((1, 1, 64, 640), 50.0)
+    ab = torch.zeros(1, 2, 64, 640)
+    moved = (spread_hints(lightness, ab, point(10, 32)) - ab).abs().sum(dim=1)[0]
+    assert moved[:, :20].mean() > 30 and moved[:, -40:].max() < 0.5
+
+
+def test_two_hints_on_two_surfaces_each_keep_their_colour():
+    lightness, ab = two_halves()
+    blue = np.array([10.0, -45.0], np.float32)
+    hints = point(20, 32) + point(76, 32, blue)
+    spread = spread_hints(lightness, ab, hints)[0].numpy()
+    assert np.abs(spread[:, 20:44, 8:32].mean(axis=(1, 2)) - RED_AB).max() < 8  # around each hint
+    assert np.abs(spread[:, 20:44, 64:88].mean(axis=(1, 2)) - blue).max() < 8
+
+
+def test_the_spread_does_not_depend_on_the_image_resolution():
+    small_l, small_ab = two_halves(64, 96)
+    scale = 2 * WORK_SIDE // 96 + 1  # well above the working grid
+    large_l, large_ab = (F.interpolate(t, scale_factor=scale, mode="nearest") for t in (small_l, small_ab))
+    small = spread_hints(small_l, small_ab, point(20, 32))
+    large = spread_hints(large_l, large_ab, point(20 * scale, 32 * scale, side=4.0 * scale))
+    down = F.interpolate(large, size=small.shape[-2:], mode="area")
+    away_from_edge = torch.ones(96, dtype=torch.bool)
+    away_from_edge[40:56] = False
+    assert (down - small)[..., away_from_edge].abs().max() < 1.0
