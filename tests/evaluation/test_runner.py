@@ -167,3 +167,21 @@ def test_synthetic_scenes_evaluate_end_to_end(tmp_path):
     assert len(result.images) == 2 and not result.failed and not result.skipped
     assert all(r.modes["fusion"] == "fusion" for r in result.images)
     assert result.summary["instance"]["fusion"]["psnr"].n > 0
+
+
+def test_paired_differences_are_per_photo_and_per_instance_differences(evaluated):
+    assert set(evaluated.differences["image"]) == {"fusion-full", "fusion-compare"}
+    for pair in ("fusion-full", "fusion-compare"):
+        first, second = pair.split("-")
+        image = evaluated.differences["image"][pair]["psnr"]
+        values = [r.metrics[first]["image"]["psnr"] - r.metrics[second]["image"]["psnr"] for r in evaluated.images]
+        assert image.mean == pytest.approx(np.mean(values)) and image.n == len(values)
+        assert image.low <= image.mean <= image.high
+        inside = evaluated.differences["instance"][pair]["ssim"]
+        per_instance = [
+            a["ssim"] - b["ssim"]
+            for r in evaluated.images
+            for a, b in zip(r.metrics[first]["instances"], r.metrics[second]["instances"])
+        ]
+        assert inside.mean == pytest.approx(np.mean(per_instance)) and inside.n == 2 and inside.n_images == 2
+    assert "lpips" in evaluated.differences["image"]["fusion-full"]  # LPIPS ran: compared too

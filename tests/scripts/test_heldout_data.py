@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -185,3 +186,62 @@ def test_failed_source_exits_1(tmp_path, monkeypatch):
         )
         == 1
     )
+
+
+class _FakeFetcher:
+    """Serves one unpacked Debian package and one wheel-like distribution; npm packs come from cache_dir."""
+
+    def __init__(self, cache_dir, deb_root, copyright_text, wheel_files):
+        self.cache_dir = cache_dir
+        (deb_root / "usr/share/doc/fake-doc").mkdir(parents=True, exist_ok=True)
+        (deb_root / "usr/share/doc/fake-doc/copyright").write_text(copyright_text)
+        self._deb = sd.DebPackage("fake-doc", "1.0-1", deb_root)
+        self._wheel = wheel_files
+
+    def deb(self, name):
+        assert name == "fake-doc"
+        return self._deb
+
+    def python_distribution(self, name):
+        return sd.PythonDistribution(name, "2.0", "wheel", self._wheel.__getitem__, tuple(self._wheel))
+
+
+def test_people_sources_take_the_covering_paragraph_or_the_stated_licence(tmp_path):
+    import tarfile
+
+    deb_root = tmp_path / "deb"
+    (deb_root / "usr/share/fake/photos").mkdir(parents=True)
+    (deb_root / "usr/share/fake/photos/team.jpg").write_bytes(_jpeg(400, 300, 1))
+    (deb_root / "usr/share/fake/photos/own.jpg").write_bytes(_jpeg(400, 300, 2))
+    copyright_text = (
+        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
+        "Files: *\nCopyright: 2001 The Team <team@example.org>\nLicense: BSD-2-clause\n\n"
+        "Files: photos/own.jpg\nCopyright: 2002 A. Photographer\nLicense: CC-BY-4.0\n"
+    )
+    packed = tmp_path / "package" / "demo"
+    packed.mkdir(parents=True)
+    (packed / "a.jpg").write_bytes(_jpeg(400, 300, 3))
+    (tmp_path / "cache" / "npm").mkdir(parents=True)
+    with tarfile.open(tmp_path / "cache" / "npm" / "scope-pkg-1.2.3.tgz", "w:gz") as archive:
+        archive.add(tmp_path / "package", arcname="package")  # a cached `npm pack`: nothing is downloaded
+    fetcher = _FakeFetcher(tmp_path / "cache", deb_root, copyright_text, {"pkg/data/me.jpg": _jpeg(400, 300, 4)})
+
+    deb = hd.people_source(fetcher, hd.PeoplePhotos(
+        "deb:fake-doc",
+        {"usr/share/fake/photos/team.jpg": "the team", "usr/share/fake/photos/own.jpg": "a person",
+         "usr/share/fake/photos/gone.jpg": "missing"},
+        "test",
+    ))  # fmt: skip
+    found = {Path(c.original_path).name: c for c in deb.candidates}
+    assert found["team.jpg"].licence == "BSD-2-Clause" and "package-wide" in found["team.jpg"].copyright
+    assert found["own.jpg"].licence == "CC-BY-4.0" and found["own.jpg"].copyright.startswith("2002 A. Photographer")
+    assert "pictured: the team" in found["team.jpg"].copyright
+    assert [e.reason for e in deb.exclusions] == ["not in the package"]
+
+    npm = hd.people_source(fetcher, hd.PeoplePhotos("npm:@scope/pkg@1.2.3", {"package/demo/a.jpg": "x"}, "t", "MIT", "Me"))
+    assert npm.name == "npm:@scope/pkg" and npm.version == "1.2.3"
+    assert npm.candidates[0].load() == (packed / "a.jpg").read_bytes() and npm.candidates[0].slug == "scope-pkg__a"
+    pypi = hd.people_source(fetcher, hd.PeoplePhotos("pypi:pkg", {"pkg/data/me.jpg": "y"}, "t", "MIT", "Me"))
+    assert pypi.candidates[0].licence == "MIT" and pypi.version == "2.0"
+    assert {"@scope/pkg", "pkg"}.isdisjoint(hd.SOURCES)  # the real sources are named by package
+    assert all(spec.name in hd.SOURCES for spec in hd.PEOPLE_PHOTOS)

@@ -25,6 +25,7 @@ from instcolor.evaluation.runner import (
     GROUND_TRUTH,
     IMAGE_ONLY_METRICS,
     METRICS,
+    PAIRED_METRICS,
     TRUTH_METRICS,
     EvaluationResult,
     json_safe,
@@ -61,6 +62,10 @@ def metrics_json(result: EvaluationResult) -> dict:
         },
         "fid": json_safe(result.fid),
         **({"hint_curve": {str(n): s.to_json() for n, s in result.hint_curve.items()}} if result.hint_curve else {}),
+        "paired_differences": {
+            level: {pair: {m: s.to_json() for m, s in table.items()} for pair, table in pairs.items()}
+            for level, pairs in result.differences.items()
+        },
         "images": [record.to_json() for record in result.images],
         "skipped": [{"image": name, "reason": reason} for name, reason in result.skipped],
         "failed": [{"image": name, "error": error} for name, error in result.failed],
@@ -74,6 +79,40 @@ def _cell(summary: Summary | None, metric: str) -> str:
     if summary.low == summary.high:
         return f"{summary.mean:.{digits}f}"
     return f"{summary.mean:.{digits}f} [{summary.low:.{digits}f}, {summary.high:.{digits}f}]"
+
+
+def _signed_cell(summary: Summary | None, metric: str) -> str:
+    if summary is None or summary.n == 0:
+        return "–"
+    digits = _DECIMALS[metric]
+    if summary.low == summary.high:
+        return f"{summary.mean:+.{digits}f}"
+    return f"{summary.mean:+.{digits}f} [{summary.low:+.{digits}f}, {summary.high:+.{digits}f}]"
+
+
+def _differences_table(result: EvaluationResult) -> list[str]:
+    """Paired differences, whole image and inside boxes, one row per pair of methods."""
+    pairs = list(dict.fromkeys([*result.differences.get("image", {}), *result.differences.get("instance", {})]))
+    metrics = [m for m in PAIRED_METRICS if m not in result.unavailable]
+    if not pairs or not metrics:
+        return []
+    columns = [(level, m) for m in metrics for level in ("image", "instance")]
+    titles = [f"{METRIC_TITLES[m]}{_ARROWS[METRICS[m]]}, {'whole image' if level == 'image' else 'in boxes'}" for level, m in columns]
+    lines = ["| first - second | " + " | ".join(titles) + " |", "|---" * (len(columns) + 1) + "|"]
+    for pair in pairs:
+        first, second = pair.split("-", 1)
+        cells = [_signed_cell(result.differences.get(level, {}).get(pair, {}).get(m), m) for level, m in columns]
+        lines.append(f"| `{first}` - `{second}` | " + " | ".join(cells) + " |")
+    return [
+        "",
+        "## Paired differences",
+        "",
+        "Each photo's (inside boxes: each instance's) value of the first method minus the second's; mean and "
+        "95% bootstrap interval over photos, both methods resampled together. An interval that excludes 0 "
+        "is a difference these photos support; ↑/↓: which sign is better.",
+        "",
+        *lines,
+    ]
 
 
 def _number(value: float) -> str:
@@ -118,6 +157,7 @@ def render_markdown(result: EvaluationResult, files: dict[str, str]) -> str:
         lines += _table(result, "instance")
     else:
         lines.append("No instance large enough to measure (see the protocol's `boxes` and `instance_metrics`).")
+    lines += _differences_table(result)
     for metric, key in (("LPIPS", "lpips_backbone_is_release"), ("The Fréchet distance", "fid_backbone_is_release")):
         if result.protocol.get(key) is False:
             lines += [

@@ -187,6 +187,8 @@ class EvaluationResult:
         fid: ``{method: Fréchet distance}`` over whole images (empty when unavailable).
         previews: contact-sheet material for the first images.
         hint_curve: ``{hint points: Summary of the whole-image PSNR}`` (empty unless asked).
+        differences: ``{"image" | "instance": {"first-second": {metric: Summary}}}``: the paired
+            differences of :data:`PAIRS` (:func:`paired_differences`).
     """
 
     protocol: dict
@@ -199,6 +201,7 @@ class EvaluationResult:
     fid: dict[str, float] = field(default_factory=dict)
     previews: list[Preview] = field(default_factory=list)
     hint_curve: dict[int, Summary] = field(default_factory=dict)
+    differences: dict[str, dict[str, dict[str, Summary]]] = field(default_factory=dict)
 
 
 def json_safe(value):
@@ -391,6 +394,42 @@ def summarize(records: Sequence[ImageRecord], methods: Sequence[str], resamples:
     return summary
 
 
+#: Methods compared photo by photo (first minus second) when both ran: instance awareness against
+#: the full-image network, and against the second weights.
+PAIRS = (("fusion", "full"), ("fusion", "compare"))
+#: The accuracy metrics compared in pairs.
+PAIRED_METRICS = ("psnr", "ssim", "lpips")
+
+
+def paired_differences(
+    records: Sequence[ImageRecord], methods: Sequence[str], resamples: int, seed: int
+) -> dict[str, dict[str, dict[str, Summary]]]:
+    """``{"image" | "instance": {"first-second": {metric: Summary}}}`` for the :data:`PAIRS` that ran.
+
+    Each photo's (each instance's) value of the first method minus the second's, averaged with a
+    bootstrap interval over photos that resamples both methods together: far narrower than the two
+    methods' own intervals when they move together from photo to photo, so an interval that
+    excludes 0 is a difference these photos support.
+    """
+    found: dict[str, dict[str, dict[str, Summary]]] = {"image": {}, "instance": {}}
+    for first, second in PAIRS:
+        if first not in methods or second not in methods:
+            continue
+        pair = f"{first}-{second}"
+        for metric in PAIRED_METRICS:
+
+            def difference(a: dict, b: dict) -> float:
+                return a.get(metric, np.nan) - b.get(metric, np.nan)
+
+            whole = [difference(r.metrics[first]["image"], r.metrics[second]["image"]) for r in records]
+            inside = [list(map(difference, r.metrics[first]["instances"], r.metrics[second]["instances"])) for r in records]
+            for level, values in (("image", whole), ("instance", inside)):
+                summary = bootstrap_mean(values, n_resamples=resamples, seed=seed)
+                if summary.n:
+                    found[level].setdefault(pair, {})[metric] = summary
+    return found
+
+
 def evaluate(
     images: Sequence[str | os.PathLike],
     colorizer,
@@ -457,6 +496,7 @@ def evaluate(
         else:
             result.fid = runner.fid.compute()
     result.summary = summarize(result.images, list(result.methods), config.bootstrap_resamples, config.seed)
+    result.differences = paired_differences(result.images, list(result.methods), config.bootstrap_resamples, config.seed)
     if config.hint_points and result.images:
         per_image = [record.hint_psnr for record in result.images]
         result.hint_curve = hint_curve(per_image, config.hint_points, config.bootstrap_resamples, config.seed)
