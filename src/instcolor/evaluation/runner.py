@@ -45,7 +45,7 @@ from instcolor.evaluation.metrics import (
     ssim_many,
 )
 from instcolor.evaluation.hints import hint_curve, hint_psnr, image_seed
-from instcolor.evaluation.stats import Summary, bootstrap_mean
+from instcolor.evaluation.stats import Summary, bootstrap_mean, paired_differences
 from instcolor.geometry import sanitize_boxes
 from instcolor.instances import Instances, lookup_instances
 from instcolor.io import decode_image
@@ -401,35 +401,6 @@ PAIRS = (("fusion", "full"), ("fusion", "compare"))
 PAIRED_METRICS = ("psnr", "ssim", "lpips")
 
 
-def paired_differences(
-    records: Sequence[ImageRecord], methods: Sequence[str], resamples: int, seed: int
-) -> dict[str, dict[str, dict[str, Summary]]]:
-    """``{"image" | "instance": {"first-second": {metric: Summary}}}`` for the :data:`PAIRS` that ran.
-
-    Each photo's (each instance's) value of the first method minus the second's, averaged with a
-    bootstrap interval over photos that resamples both methods together: far narrower than the two
-    methods' own intervals when they move together from photo to photo, so an interval that
-    excludes 0 is a difference these photos support.
-    """
-    found: dict[str, dict[str, dict[str, Summary]]] = {"image": {}, "instance": {}}
-    for first, second in PAIRS:
-        if first not in methods or second not in methods:
-            continue
-        pair = f"{first}-{second}"
-        for metric in PAIRED_METRICS:
-
-            def difference(a: dict, b: dict) -> float:
-                return a.get(metric, np.nan) - b.get(metric, np.nan)
-
-            whole = [difference(r.metrics[first]["image"], r.metrics[second]["image"]) for r in records]
-            inside = [list(map(difference, r.metrics[first]["instances"], r.metrics[second]["instances"])) for r in records]
-            for level, values in (("image", whole), ("instance", inside)):
-                summary = bootstrap_mean(values, n_resamples=resamples, seed=seed)
-                if summary.n:
-                    found[level].setdefault(pair, {})[metric] = summary
-    return found
-
-
 def evaluate(
     images: Sequence[str | os.PathLike],
     colorizer,
@@ -496,7 +467,8 @@ def evaluate(
         else:
             result.fid = runner.fid.compute()
     result.summary = summarize(result.images, list(result.methods), config.bootstrap_resamples, config.seed)
-    result.differences = paired_differences(result.images, list(result.methods), config.bootstrap_resamples, config.seed)
+    pairs = [pair for pair in PAIRS if set(pair) <= set(result.methods)]
+    result.differences = paired_differences(result.images, pairs, PAIRED_METRICS, config.bootstrap_resamples, config.seed)
     if config.hint_points and result.images:
         per_image = [record.hint_psnr for record in result.images]
         result.hint_curve = hint_curve(per_image, config.hint_points, config.bootstrap_resamples, config.seed)
