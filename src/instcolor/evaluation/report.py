@@ -72,22 +72,14 @@ def metrics_json(result: EvaluationResult) -> dict:
     }
 
 
-def _cell(summary: Summary | None, metric: str) -> str:
+def _cell(summary: Summary | None, metric: str, signed: bool = False) -> str:
+    """``mean [low, high]`` with the metric's decimals (``signed``: with a + on positive values)."""
     if summary is None or summary.n == 0:
         return "–"
-    digits = _DECIMALS[metric]
+    form = f"{'+' if signed else ''}.{_DECIMALS[metric]}f"
     if summary.low == summary.high:
-        return f"{summary.mean:.{digits}f}"
-    return f"{summary.mean:.{digits}f} [{summary.low:.{digits}f}, {summary.high:.{digits}f}]"
-
-
-def _signed_cell(summary: Summary | None, metric: str) -> str:
-    if summary is None or summary.n == 0:
-        return "–"
-    digits = _DECIMALS[metric]
-    if summary.low == summary.high:
-        return f"{summary.mean:+.{digits}f}"
-    return f"{summary.mean:+.{digits}f} [{summary.low:+.{digits}f}, {summary.high:+.{digits}f}]"
+        return f"{summary.mean:{form}}"
+    return f"{summary.mean:{form}} [{summary.low:{form}}, {summary.high:{form}}]"
 
 
 def _differences_table(result: EvaluationResult) -> list[str]:
@@ -101,7 +93,7 @@ def _differences_table(result: EvaluationResult) -> list[str]:
     lines = ["| first - second | " + " | ".join(titles) + " |", "|---" * (len(columns) + 1) + "|"]
     for pair in pairs:
         first, second = pair.split("-", 1)
-        cells = [_signed_cell(result.differences.get(level, {}).get(pair, {}).get(m), m) for level, m in columns]
+        cells = [_cell(result.differences.get(level, {}).get(pair, {}).get(m), m, signed=True) for level, m in columns]
         lines.append(f"| `{first}` - `{second}` | " + " | ".join(cells) + " |")
     return [
         "",
