@@ -114,7 +114,7 @@ def test_a_model_trained_with_hints_follows_them(tmp_path):
             batch_size=16, lr=1e-3, max_steps=150, num_workers=0, threads=1, progress=False, hints=hints,
             no_hint_share=0.0,
         )  # fmt: skip
-        colorizer = Colorizer(load_weights(train(config).weights).model, size=32)
+        colorizer = Colorizer(load_weights(train(config).weights).model, size=32, hint_mode="network")
         values = []
         for truth in tests:
             grey = rgb_to_grey(torch.from_numpy(truth / 255.0).permute(2, 0, 1)[None].float())[0, 0].numpy()
