@@ -195,10 +195,12 @@ def _warnings(page) -> list[str]:
     return [block.value for block in page.blocks.values() if getattr(block, "elem_id", None) == "hints-warning"]
 
 
-def test_hint_tools_warn_for_weights_trained_without_hints(colorizer):
-    assert not colorizer.model.config.hints
-    assert _warnings(build_app(colorizer)) == [f"⚠ {HINTS_IGNORED}"]
-    assert _warnings(build_app(Colorizer(hint_following_model(), size=32))) == []
+def test_hint_tools_warn_when_hints_go_into_networks_trained_without_them(colorizer):
+    assert not colorizer.model.config.hints and colorizer.hint_mode == "propagate"
+    assert _warnings(build_app(colorizer)) == []  # spread and shifted: any weights
+    fed = Colorizer(colorizer.model, size=32, hint_mode="network")
+    assert _warnings(build_app(fed)) == [f"⚠ {HINTS_IGNORED}"]
+    assert _warnings(build_app(Colorizer(hint_following_model(), size=32, hint_mode="network"))) == []
 
 
 def test_page_serves_on_loopback(colorizer):

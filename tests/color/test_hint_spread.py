@@ -65,3 +65,28 @@ def test_the_spread_does_not_depend_on_the_image_resolution():
     away_from_edge = torch.ones(96, dtype=torch.bool)
     away_from_edge[40:56] = False
     assert (down - small)[..., away_from_edge].abs().max() < 1.0
+
+
+def test_shift_to_colour_sets_the_weighted_mean_and_moves_nothing_of_weight_zero():
+    from instcolor.color.hint_spread import shift_to_colour
+
+    ab = torch.randn(1, 2, 20, 30) * 10
+    weight = torch.zeros(1, 1, 20, 30)
+    assert shift_to_colour(ab, weight, RED_AB) is ab
+    weight[..., 5:15, 10:20] = torch.linspace(0.2, 1.0, 10)  # a soft border
+    shifted = shift_to_colour(ab, weight, RED_AB)
+    mean = (shifted * weight).sum(dim=(0, 2, 3)) / weight.sum()
+    assert torch.allclose(mean, torch.tensor(RED_AB), atol=1e-3)
+    assert torch.equal(shifted[..., weight[0, 0] == 0], ab[..., weight[0, 0] == 0])
+
+
+def test_box_foreground_follows_the_object_at_the_centre_of_the_box():
+    from instcolor.color.hint_spread import box_foreground
+
+    lightness = torch.full((1, 1, 120, 200), 30.0)
+    lightness[..., 40:90, 70:150] = 75.0  # the object: off-centre in the box, touching its centre
+    chance = box_foreground(lightness, (40, 20, 180, 110))  # 140 x 90 box
+    assert chance.shape == (90, 140) and 0 <= chance.min() and chance.max() <= 1
+    object_part = chance[20 + 5 : 70 - 5, 30 + 5 : 110 - 5]  # the object inside the box, off its edges
+    background = chance[:, :20]  # the box's dark left part
+    assert object_part.min() > 0.8 and background.max() < 0.2

@@ -149,3 +149,42 @@ def test_an_instance_colour_with_a_spread_hint_in_it_leaves_the_rest_as_with_the
     outside[10:40, 50:78] = False
     assert np.array_equal(coloured.ab[:, outside], hinted.ab[:, outside])
     assert np.abs(coloured.ab[:, ~outside] - hinted.ab[:, ~outside]).max() > 0
+
+
+def test_by_default_an_instance_colour_becomes_its_silhouette_mean_colour_with_any_weights(colorizer):
+    from instcolor.color.hints import colours_ab, instance_regions
+
+    two = [[8, 6, 44, 50], [50, 10, 78, 40]]
+    masks = np.zeros((2, 60, 80), bool)
+    masks[0, 10:40, 10:40] = masks[1, 15:30, 55:70] = True
+    plain = colorizer(IMAGE, Instances(boxes=two, masks=masks))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing goes into networks trained without hints
+        coloured = colorizer(IMAGE, Instances(boxes=two, masks=masks, colours=[None, "#b22222"]))
+    feather = colorizer.model.config.support_feather
+    weight = (instance_regions(np.array(two), [1], (60, 80), None, feather)
+              * instance_regions(np.array(two), [1], (60, 80), masks, feather))[0, 0].numpy()  # fmt: skip
+    mean = (coloured.ab * weight).sum(axis=(1, 2)) / weight.sum()
+    assert np.abs(mean - colours_ab([(178, 34, 34)])[0]).max() < 1e-3
+    assert np.array_equal(coloured.ab[:, weight == 0], plain.ab[:, weight == 0])
+    step = (coloured.ab - plain.ab)[:, weight > 0] / weight[weight > 0]
+    assert np.ptp(step, axis=1).max() < 1e-3  # one shift: the instance keeps its own variation
+
+
+def test_by_default_a_box_colour_goes_to_the_object_a_random_walk_finds_in_the_box(colorizer):
+    from instcolor.color.hints import colours_ab
+
+    grey = np.full((60, 80), 40, np.uint8)
+    grey[18:34, 56:72] = 200  # a light object in the middle of the box, on a dark background
+    box = [[50, 10, 78, 42]]
+    plain = colorizer(grey, Instances(boxes=box))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        coloured = colorizer(grey, Instances(boxes=box, colours=["#b22222"]))
+    moved = np.abs(coloured.ab - plain.ab).sum(axis=0)
+    outside = np.ones((60, 80), bool)
+    outside[10:42, 50:78] = False
+    assert moved[outside].max() == 0
+    object_colour = coloured.ab[:, 20:32, 58:70].mean(axis=(1, 2))
+    assert np.abs(object_colour - colours_ab([(178, 34, 34)])[0]).max() < 8
+    assert moved[20:32, 58:70].mean() > 5 * moved[12:16, 52:76].mean()  # the dark background in the box

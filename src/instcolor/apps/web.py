@@ -13,9 +13,10 @@ without a browser; :func:`build_app` wires them into gradio and :func:`launch` s
 page. The page's only script of its own is ``web_page.js`` (:data:`PAGE_JS`, given to gradio inline):
 on the instances photo a drag draws a box and, in hint mode, a click opens a colour picker at that
 point; both send what they made, in the photo's own pixels, to the server through a text box and a
-button. Point hints are spread over the result with any weights (the colorizer's ``hint_mode``);
-with weights trained without hints (:attr:`instcolor.models.config.ModelConfig.hints`) the page
-says, in the CLI's words, that instance colours and hints fed to the networks do little for them.
+button. Under the colorizer's default ``hint_mode`` (``"propagate"``) point hints are spread over
+the result and instance colours shift their instance, with any weights; with hints fed to networks
+trained without them (:attr:`instcolor.models.config.ModelConfig.hints`) the page says, in the CLI's
+words, that they do little there.
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def build_app(colorizer: Colorizer, title: str = "instcolor", limits: PageLimits
                         set_colour = gr.Button("Set colour", size="sm", elem_id="set-colour")
                         clear_colour = gr.Button("Clear colour", size="sm", elem_id="clear-colour")
                 gr.Markdown("**colour hints**")
-                if not trained_with_hints(colorizer):
+                if colorizer.hint_mode != "propagate" and not trained_with_hints(colorizer):
                     gr.Markdown(f"⚠ {HINTS_IGNORED}", elem_id="hints-warning")
                 hint_list = gr.HTML(hint_list_html(()), elem_id="hint-list")
                 hint_text = gr.Textbox(label="add a hint: x, y, #rrggbb (or click on the photo)",

@@ -334,7 +334,8 @@ def colorize(
     )
     if class_aware is not ClassAwareChoice.auto:  # only when given, so that ledgers of earlier runs still match
         options["class_aware"] = class_aware.value
-    if hints is not None:  # what the hints do is part of the settings outputs are verified against
+    colours_given = box_entries is not None and box_entries.has_colours
+    if hints is not None or colours_given:  # what hints do is part of the settings outputs are verified against
         options["hint_mode"] = hint_mode.value
     weights_path = choose_weights(weights)
     try:
@@ -343,8 +344,8 @@ def colorize(
     except (WeightsError, OSError, ValueError, LookupError) as err:
         raise fail(str(err)) from None
     quiet = contextlib.ExitStack()  # the colorizer's hint warning is said once here instead
-    hints_into_networks = bool(hint_entries) and hint_mode is not HintModeChoice.propagate
-    if (hints_into_networks or (box_entries is not None and box_entries.has_colours)) and not run.trained_with_hints:
+    any_hints = bool(hint_entries) or colours_given
+    if any_hints and hint_mode is not HintModeChoice.propagate and not run.trained_with_hints:
         from instcolor.inference.pipeline import HINTS_IGNORED
 
         console.print(f"[yellow]note:[/] {HINTS_IGNORED}", highlight=False)

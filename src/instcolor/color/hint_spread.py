@@ -9,6 +9,10 @@ hint in the image, in lightness and in the result's own colour (pixels the netwo
 coloured like the hinted spot are likely the same surface). Where no hint is near, a prior weight
 keeps the result as it was. Without hints the result is untouched.
 
+An instance colour (:func:`shift_to_colour`) moves the result inside the instance (its mask, or for a
+box alone the object a random walk finds in it, :func:`box_foreground`) so that its mean is the
+asked colour, and nothing outside it.
+
 The kernel's widths were chosen on the starter's validation photos and measured on held-out
 photos (``instcolor evaluate --hints``; the README's colour hints section has the numbers).
 """
@@ -16,7 +20,9 @@ photos (``instcolor evaluate --hints``; the README's colour hints section has th
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -94,3 +100,66 @@ def spread_hints(
     if grid != (height, width):
         correction = F.interpolate(correction, size=(height, width), mode="bilinear", align_corners=False)
     return ab + correction.to(ab.dtype)
+
+
+def shift_to_colour(ab: torch.Tensor, weight: torch.Tensor, colour: torch.Tensor | Sequence[float]) -> torch.Tensor:
+    """``ab`` shifted, in proportion to ``weight``, so that its ``weight``-weighted mean is ``colour``.
+
+    What an instance colour does by default: the instance keeps its own variation of colour (the
+    result's texture) around the asked mean, and pixels of weight 0 do not move.
+
+    Args:
+        ab: ``(1, 2, H, W)`` Lab a*, b*.
+        weight: ``(1, 1, H, W)`` in ``[0, 1]``: where the instance is (its mask, or its feathered box;
+            :func:`instcolor.color.hints.instance_regions`).
+        colour: the asked a*, b*.
+
+    Returns:
+        ``(1, 2, H, W)`` ab; ``ab`` itself when ``weight`` is all zero.
+    """
+    weight = weight.to(ab.device, ab.dtype)
+    total = weight.sum()
+    if total <= 0:
+        return ab
+    mean = (ab * weight).sum(dim=(0, 2, 3)) / total
+    asked = torch.as_tensor(colour, dtype=ab.dtype, device=ab.device)
+    step = (asked - mean) * (total / (weight * weight).sum())  # a soft border takes part of the step
+    return ab + weight * step[None, :, None, None]
+
+
+#: Seeds of :func:`box_foreground`: the central patch (this share of the box's sides) is the object,
+#: the box's outermost ring of cells is not.
+BOX_CENTRE_SHARE = 0.3
+#: :func:`box_foreground` works on the box resized so that its long side is at most this.
+BOX_WORK_SIDE = 96
+#: Edge sensitivity of the random walk (scikit-image's ``beta``, on lightness scaled to ``[0, 1]``).
+RANDOM_WALK_BETA = 2000.0
+
+
+def box_foreground(lightness: torch.Tensor, box: Sequence[int]) -> torch.Tensor:
+    """How likely each pixel of ``box`` belongs to the object in it: ``(y2 - y1, x2 - x1)`` in ``[0, 1]``.
+
+    For an instance known only by its box: a random walk on the lightness (Grady 2006,
+    :func:`skimage.segmentation.random_walker`) from two seeds, the box's centre
+    (:data:`BOX_CENTRE_SHARE` of its sides: the object) and its outermost ring (the background),
+    gives each pixel the probability of reaching the centre first, which follows the object's
+    edges.
+
+    Args:
+        lightness: ``(1, 1, H, W)`` Lab L in ``[0, 100]``.
+        box: ``x1, y1, x2, y2`` integer pixels inside the image, each side at least 1.
+    """
+    from skimage.segmentation import random_walker
+
+    x1, y1, x2, y2 = (int(v) for v in box)
+    crop = lightness[0, 0, y1:y2, x1:x2].float().cpu()
+    scale = min(1.0, BOX_WORK_SIDE / max(crop.shape))
+    grid = (max(round(crop.shape[0] * scale), 3), max(round(crop.shape[1] * scale), 3))
+    small = F.interpolate(crop[None, None], size=grid, mode="area")[0, 0].numpy() / 100.0
+    seeds = np.zeros(grid, np.int32)
+    seeds[[0, -1], :] = seeds[:, [0, -1]] = 2
+    rows, cols = (_cells(n * (1 - BOX_CENTRE_SHARE) / 2, n * (1 + BOX_CENTRE_SHARE) / 2, n, n) for n in grid)
+    seeds[rows, cols] = 1
+    chance = random_walker(small, seeds, beta=RANDOM_WALK_BETA, mode="bf", return_full_prob=True)[0]
+    chance = torch.from_numpy(np.ascontiguousarray(chance, dtype=np.float32))[None, None]
+    return F.interpolate(chance, size=crop.shape, mode="bilinear", align_corners=False)[0, 0].clamp(0, 1)

@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from instcolor.color import denormalize_ab, join_lab, lightness, normalize_l
-from instcolor.color.hint_spread import spread_hints
-from instcolor.color.hints import Hints, instance_hints, instance_regions, parse_hints
+from instcolor.color.hint_spread import box_foreground, shift_to_colour, spread_hints
+from instcolor.color.hints import Hints, colours_ab, instance_hints, instance_regions, parse_hints
 from instcolor.color.compose import grey_levels, image_lightness, lab_to_image, lab_to_rgb16
 from instcolor.devices import resolve_device
 from instcolor.inference.preprocess import prepare
@@ -52,8 +52,8 @@ COLOUR_INPUT_CHOICES = ("grey", "keep-chroma", "skip")
 
 #: The warning :class:`Colorizer` gives once when hints go into networks trained without them.
 HINTS_IGNORED = (
-    "these weights were not trained with colour hints: instance colours and hints given to the networks have "
-    "little effect and can make the colours worse (train with `instcolor train --hints`)"
+    "these weights were not trained with colour hints: hints given to the networks (--hint-mode network or both) "
+    "have little effect and can make the colours worse (train with `instcolor train --hints`)"
 )
 
 #: ``hint_mode=`` choices for point hints: spread over the result edge-aware
@@ -159,8 +159,11 @@ class Colorizer:
         hint_mode: what point hints do: ``"propagate"`` (the default): each hint's colour is spread
             over the result without hints, edge-aware, with any weights
             (:func:`instcolor.color.hint_spread.spread_hints`); ``"network"``: they go into the
-            networks' hint inputs (weights trained with ``--hints``); ``"both"``. Instance colours
-            always go into the networks.
+            networks' hint inputs (weights trained with ``--hints``); ``"both"``. Under
+            ``"propagate"`` an instance colour shifts the instance's silhouette (or, for an
+            instance known by its box only, the object a random walk finds in the box) to that mean
+            colour (:meth:`_shift_instances`); under the other two it goes into the instance's crop
+            as hints.
 
     Attributes:
         timer: set a :class:`instcolor.inference.StageTimer` to get per-stage seconds in each result.
@@ -396,10 +399,11 @@ class Colorizer:
             image: a path, PIL image, ``HxW`` / ``HxWx3`` / ``HxWx4`` uint8 (or uint16) array, or an
                 already decoded image (:func:`instcolor.io.decode_image`, e.g. from a reader thread).
             instances: instances to use instead of the detector (``Instances()`` means none); an
-                instance with a ``colour`` (:attr:`Instances.colours`) is pushed to that colour:
-                hints tile it in its crop only (:func:`instcolor.color.hints.instance_hints`), and
-                the result outside the instance (its mask, else its box with a feathered border) is
-                the one without them (a second network run), so nothing else changes.
+                instance with a ``colour`` (:attr:`Instances.colours`) is pushed to that colour, and
+                nothing outside the instance (its mask, else its box with a feathered border) moves:
+                see :attr:`hint_mode`; for ``"network"`` and ``"both"`` hints tile it in its crop only
+                (:func:`instcolor.color.hints.instance_hints`), and outside it the result is the one
+                without them (a second network run).
             boxes: shorthand for ``Instances(boxes=boxes, masks=masks)``; overrides the detector.
             mode: ``"fusion"`` or ``"full"`` (the full-image network alone).
             hints: colour hints ``[{"xy": [x, y], "colour": "#rrggbb" or [r, g, b]}, ...]`` in
@@ -462,7 +466,10 @@ class Colorizer:
         del decoded  # only L and alpha are needed from here
         has_boxes = len(instances) > 0
         spread, network_user_hints = self._route_hints(user_hints)
-        all_hints = self._hints(network_user_hints, instances if mode == "fusion" else Instances(), l_full_res.shape[-2:])
+        shifted = self.hint_mode == "propagate" and mode == "fusion" and instances.colours is not None
+        all_hints = self._hints(
+            network_user_hints, instances if mode == "fusion" and not shifted else Instances(), l_full_res.shape[-2:]
+        )
         if instances.colours is not None and mode != "fusion":
             notes.append("instance colours act on the instances' crops: ignored in --mode full")
         boxes = instances.boxes if has_boxes else None
@@ -474,6 +481,8 @@ class Colorizer:
         elif spread is not None:
             with self._stage("upsample_convert"):
                 ab = spread_hints(l_full_res, ab, spread)
+        if shifted and has_boxes:
+            ab = self._shift_instances(ab, l_full_res, instances)
         if own_colour is not None:
             own_ab, coloured = own_colour
             ab = torch.where(coloured.to(ab.device), own_ab.to(ab.device), ab)
@@ -520,6 +529,27 @@ class Colorizer:
         owners = hints.instance[hints.instance >= 0]
         weight = instance_regions(sanitized, owners, (height, width), masks, self.model.config.support_feather)
         return torch.lerp(without, ab, weight.to(ab.device))
+
+    def _shift_instances(self, ab: torch.Tensor, l_full_res: torch.Tensor, instances: Instances) -> torch.Tensor:
+        """Each instance with a colour shifted to it (:func:`instcolor.color.hint_spread.shift_to_colour`),
+        in instance order, over its feathered box times its silhouette, or, for an instance known by
+        its box only, times the object a random walk finds in the box
+        (:func:`instcolor.color.hint_spread.box_foreground`)."""
+        height, width = ab.shape[-2:]
+        boxes = sanitize_boxes(instances.boxes, (width, height))
+        feather = self.model.config.support_feather
+        for k, colour in enumerate(instances.colours):
+            if colour is None:
+                continue
+            weight = instance_regions(boxes, [k], (height, width), None, feather).to(ab.device)
+            x1, y1, x2, y2 = boxes[k]
+            masks = instances.masks
+            if masks is not None and not masks[k][y1:y2, x1:x2].all():
+                weight = weight * instance_regions(boxes, [k], (height, width), masks, feather).to(ab.device)
+            else:
+                weight[..., y1:y2, x1:x2] *= box_foreground(l_full_res, boxes[k]).to(ab.device)
+            ab = shift_to_colour(ab, weight, colours_ab([colour])[0])
+        return ab
 
     def _route_hints(self, user_hints: Hints | None) -> tuple[Hints | None, Hints | None]:
         """``(hints spread over the result, hints for the networks)`` by :attr:`hint_mode`: image-wide
