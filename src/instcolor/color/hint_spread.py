@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from instcolor.color.hints import Hints
+from instcolor.color.hints import Hints, instance_regions
 
 #: Spatial width of a hint's kernel, as a share of the image diagonal.
 SPATIAL_SIGMA = 0.2
@@ -127,10 +127,12 @@ def shift_to_colour(ab: torch.Tensor, weight: torch.Tensor, colour: torch.Tensor
     return ab + weight * step[None, :, None, None]
 
 
-#: Seeds of :func:`box_foreground`: the central patch (this share of the box's sides) is the object,
-#: the box's outermost ring of cells is not.
+#: Seeds of :func:`box_foreground`: the central patch of the box (this share of its sides) is the
+#: object; a ring around the box, this share of its sides wide, is the background (a detector's box
+#: is tight: the object touches its edges).
 BOX_CENTRE_SHARE = 0.3
-#: :func:`box_foreground` works on the box resized so that its long side is at most this.
+BOX_RING_SHARE = 0.15
+#: :func:`box_foreground` works on the region resized so that its long side is at most this.
 BOX_WORK_SIDE = 96
 #: Edge sensitivity of the random walk (scikit-image's ``beta``, on lightness scaled to ``[0, 1]``).
 RANDOM_WALK_BETA = 2000.0
@@ -141,9 +143,10 @@ def box_foreground(lightness: torch.Tensor, box: Sequence[int]) -> torch.Tensor:
 
     For an instance known only by its box: a random walk on the lightness (Grady 2006,
     :func:`skimage.segmentation.random_walker`) from two seeds, the box's centre
-    (:data:`BOX_CENTRE_SHARE` of its sides: the object) and its outermost ring (the background),
-    gives each pixel the probability of reaching the centre first, which follows the object's
-    edges.
+    (:data:`BOX_CENTRE_SHARE` of its sides: the object) and the edge of a ring around the box
+    (:data:`BOX_RING_SHARE` of its sides: the background, on the sides where the image leaves at
+    least half of it), gives each pixel the probability of reaching the centre first, which
+    follows the object's edges. A box that fills the image has no ring: all of it is the object.
 
     Args:
         lightness: ``(1, 1, H, W)`` Lab L in ``[0, 100]``.
@@ -151,15 +154,51 @@ def box_foreground(lightness: torch.Tensor, box: Sequence[int]) -> torch.Tensor:
     """
     from skimage.segmentation import random_walker
 
+    height, width = lightness.shape[-2:]
     x1, y1, x2, y2 = (int(v) for v in box)
-    crop = lightness[0, 0, y1:y2, x1:x2].float().cpu()
-    scale = min(1.0, BOX_WORK_SIDE / max(crop.shape))
-    grid = (max(round(crop.shape[0] * scale), 3), max(round(crop.shape[1] * scale), 3))
-    small = F.interpolate(crop[None, None], size=grid, mode="area")[0, 0].numpy() / 100.0
+    mx, my = round(BOX_RING_SHARE * (x2 - x1)), round(BOX_RING_SHARE * (y2 - y1))
+    ox1, oy1, ox2, oy2 = max(x1 - mx, 0), max(y1 - my, 0), min(x2 + mx, width), min(y2 + my, height)
+    region = lightness[0, 0, oy1:oy2, ox1:ox2].float().cpu()
+    scale = min(1.0, BOX_WORK_SIDE / max(region.shape))
+    grid = (max(round(region.shape[0] * scale), 3), max(round(region.shape[1] * scale), 3))
+    small = F.interpolate(region[None, None], size=grid, mode="area")[0, 0].numpy() / 100.0
     seeds = np.zeros(grid, np.int32)
-    seeds[[0, -1], :] = seeds[:, [0, -1]] = 2
-    rows, cols = (_cells(n * (1 - BOX_CENTRE_SHARE) / 2, n * (1 + BOX_CENTRE_SHARE) / 2, n, n) for n in grid)
-    seeds[rows, cols] = 1
+    rings = ((np.s_[0, :], y1 - oy1, my), (np.s_[-1, :], oy2 - y2, my), (np.s_[:, 0], x1 - ox1, mx), (np.s_[:, -1], ox2 - x2, mx))
+    for side, ring, wanted in rings:
+        if ring >= max(wanted / 2, 1):  # a ring cut thin by the image's edge is still the object's
+            seeds[side] = 2
+    box_rows = _cells(y1 - oy1, y2 - oy1, oy2 - oy1, grid[0])
+    box_cols = _cells(x1 - ox1, x2 - ox1, ox2 - ox1, grid[1])
+    if not (seeds == 2).any():
+        return torch.ones((y2 - y1, x2 - x1))
+    centre = [
+        _cells(lo + (hi - lo) * (1 - BOX_CENTRE_SHARE) / 2, lo + (hi - lo) * (1 + BOX_CENTRE_SHARE) / 2, n, n)
+        for lo, hi, n in ((box_rows.start, box_rows.stop, grid[0]), (box_cols.start, box_cols.stop, grid[1]))
+    ]
+    seeds[centre[0], centre[1]] = 1
     chance = random_walker(small, seeds, beta=RANDOM_WALK_BETA, mode="bf", return_full_prob=True)[0]
     chance = torch.from_numpy(np.ascontiguousarray(chance, dtype=np.float32))[None, None]
-    return F.interpolate(chance, size=crop.shape, mode="bilinear", align_corners=False)[0, 0].clamp(0, 1)
+    chance = F.interpolate(chance, size=region.shape, mode="bilinear", align_corners=False)[0, 0].clamp(0, 1)
+    return chance[y1 - oy1 : y2 - oy1, x1 - ox1 : x2 - ox1]
+
+
+def instance_colour_weight(
+    lightness: torch.Tensor, boxes: np.ndarray, index: int, masks: np.ndarray | None = None, feather: float = 0.125
+) -> torch.Tensor:
+    """Where instance ``index`` takes an asked colour: ``(1, 1, H, W)`` in ``[0, 1]``.
+
+    Its feathered box (:func:`instcolor.color.hints.instance_regions`) times its silhouette where
+    its mask is one (the box's ramp softens where the box cuts the silhouette), else times the
+    object a random walk finds in the box (:func:`box_foreground`).
+
+    Args:
+        lightness: ``(1, 1, H, W)`` Lab L; boxes: ``(N, 4)`` sanitized int boxes in its pixels.
+        masks: ``(N, H, W)`` bool instance masks (a mask that fills its box counts as none), or None.
+    """
+    height, width = lightness.shape[-2:]
+    weight = instance_regions(boxes, [index], (height, width), None, feather)
+    x1, y1, x2, y2 = (int(v) for v in boxes[index])
+    if masks is not None and not masks[index][y1:y2, x1:x2].all():
+        return weight * instance_regions(boxes, [index], (height, width), masks, feather)
+    weight[..., y1:y2, x1:x2] *= box_foreground(lightness, (x1, y1, x2, y2))
+    return weight

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from instcolor.color import denormalize_ab, join_lab, lightness, normalize_l
-from instcolor.color.hint_spread import box_foreground, shift_to_colour, spread_hints
+from instcolor.color.hint_spread import instance_colour_weight, shift_to_colour, spread_hints
 from instcolor.color.hints import Hints, colours_ab, instance_hints, instance_regions, parse_hints
 from instcolor.color.compose import grey_levels, image_lightness, lab_to_image, lab_to_rgb16
 from instcolor.devices import resolve_device
@@ -531,24 +531,14 @@ class Colorizer:
         return torch.lerp(without, ab, weight.to(ab.device))
 
     def _shift_instances(self, ab: torch.Tensor, l_full_res: torch.Tensor, instances: Instances) -> torch.Tensor:
-        """Each instance with a colour shifted to it (:func:`instcolor.color.hint_spread.shift_to_colour`),
-        in instance order, over its feathered box times its silhouette, or, for an instance known by
-        its box only, times the object a random walk finds in the box
-        (:func:`instcolor.color.hint_spread.box_foreground`)."""
+        """Each instance with a colour shifted to it (:func:`instcolor.color.hint_spread.shift_to_colour`)
+        over :func:`instcolor.color.hint_spread.instance_colour_weight`, in instance order."""
         height, width = ab.shape[-2:]
         boxes = sanitize_boxes(instances.boxes, (width, height))
-        feather = self.model.config.support_feather
         for k, colour in enumerate(instances.colours):
-            if colour is None:
-                continue
-            weight = instance_regions(boxes, [k], (height, width), None, feather).to(ab.device)
-            x1, y1, x2, y2 = boxes[k]
-            masks = instances.masks
-            if masks is not None and not masks[k][y1:y2, x1:x2].all():
-                weight = weight * instance_regions(boxes, [k], (height, width), masks, feather).to(ab.device)
-            else:
-                weight[..., y1:y2, x1:x2] *= box_foreground(l_full_res, boxes[k]).to(ab.device)
-            ab = shift_to_colour(ab, weight, colours_ab([colour])[0])
+            if colour is not None:
+                weight = instance_colour_weight(l_full_res, boxes, k, instances.masks, self.model.config.support_feather)
+                ab = shift_to_colour(ab, weight.to(ab.device), colours_ab([colour])[0])
         return ab
 
     def _route_hints(self, user_hints: Hints | None) -> tuple[Hints | None, Hints | None]:
