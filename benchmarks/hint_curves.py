@@ -137,6 +137,8 @@ def instance_colours(folder: Path, boxes: Path, weights: str, mode: str) -> dict
         for k in range(len(found)):
             weight = instance_colour_weight(lightness, sanitized, k, found.masks)[0, 0].numpy()
             inside = weight > 0.5
+            if not inside.any():  # nothing of it is the instance's core: no colour to measure
+                continue
             mean = plain.ab[:, inside].mean(axis=1)
             angle = np.arctan2(mean[1], mean[0]) + np.pi
             chroma = max(float(np.hypot(*mean)), 20.0)

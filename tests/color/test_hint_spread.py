@@ -75,9 +75,12 @@ def test_shift_to_colour_sets_the_weighted_mean_and_moves_nothing_of_weight_zero
     assert shift_to_colour(ab, weight, RED_AB) is ab
     weight[..., 5:15, 10:20] = torch.linspace(0.2, 1.0, 10)  # a soft border
     shifted = shift_to_colour(ab, weight, RED_AB)
-    mean = (shifted * weight).sum(dim=(0, 2, 3)) / weight.sum()
-    assert torch.allclose(mean, torch.tensor(RED_AB), atol=1e-3)
+    core = weight[0, 0] > 0.5
+    assert torch.allclose(shifted[0][:, core].mean(dim=1), torch.tensor(RED_AB), atol=1e-3)
     assert torch.equal(shifted[..., weight[0, 0] == 0], ab[..., weight[0, 0] == 0])
+    step = (shifted - ab)[0][:, weight[0, 0] > 0] / weight[0, 0][weight[0, 0] > 0]
+    assert torch.allclose(step, step[:, :1].expand_as(step), atol=1e-4)  # one step: no overshoot on the border
+    assert shift_to_colour(ab, torch.full_like(weight, 0.4), RED_AB) is ab  # no core: nothing to set
 
 
 def test_box_foreground_follows_the_object_at_the_centre_of_the_box():
@@ -90,3 +93,24 @@ def test_box_foreground_follows_the_object_at_the_centre_of_the_box():
     object_part = chance[20 + 5 : 70 - 5, 30 + 5 : 110 - 5]  # the object inside the box, off its edges
     background = chance[:, :20]  # the box's dark left part
     assert object_part.min() > 0.8 and background.max() < 0.2
+
+
+def test_box_foreground_of_a_flat_region_is_the_whole_box():
+    from instcolor.color.hint_spread import box_foreground
+
+    for level in (0.0, 100.0):  # pure black or white: no edge for the walk to follow (it would divide by 0)
+        chance = box_foreground(torch.full((1, 1, 60, 80), level), (20, 10, 60, 50))
+        assert torch.equal(chance, torch.ones(40, 40))
+
+
+def test_an_empty_or_full_mask_counts_as_no_mask():
+    from instcolor.color.hint_spread import instance_colour_weight
+
+    lightness = torch.full((1, 1, 60, 80), 30.0)
+    lightness[..., 20:40, 30:50] = 80.0
+    boxes = np.array([[20, 10, 60, 50]])
+    without = instance_colour_weight(lightness, boxes, 0, None)
+    for fill in (False, True):
+        masks = np.full((1, 60, 80), fill)
+        assert torch.allclose(instance_colour_weight(lightness, boxes, 0, masks), without)
+    assert without[0, 0, 30, 40] > 0.9 and without[0, 0, 12, 22] < 0.2  # the light object, not the corner

@@ -174,8 +174,10 @@ def test_paired_differences_are_per_photo_and_per_instance_differences(evaluated
     for pair in ("fusion-full", "fusion-compare"):
         first, second = pair.split("-")
         image = evaluated.differences["image"][pair]["psnr"]
-        values = [r.metrics[first]["image"]["psnr"] - r.metrics[second]["image"]["psnr"] for r in evaluated.images]
-        assert image.mean == pytest.approx(np.mean(values)) and image.n == len(values)
+        # fusion against full only where fusion had instances (the astronaut has none: both are the full network)
+        records = [r for r in evaluated.images if pair == "fusion-compare" or r.modes["fusion"] == "fusion"]
+        values = [r.metrics[first]["image"]["psnr"] - r.metrics[second]["image"]["psnr"] for r in records]
+        assert image.mean == pytest.approx(np.mean(values)) and image.n == len(values) == (2 if second == "full" else 3)
         assert image.low <= image.mean <= image.high
         inside = evaluated.differences["instance"][pair]["ssim"]
         per_instance = [
@@ -185,3 +187,16 @@ def test_paired_differences_are_per_photo_and_per_instance_differences(evaluated
         ]
         assert inside.mean == pytest.approx(np.mean(per_instance)) and inside.n == 2 and inside.n_images == 2
     assert "lpips" in evaluated.differences["image"]["fusion-full"]  # LPIPS ran: compared too
+
+
+def test_paired_differences_count_perfect_results_instead_of_dropping_them():
+    from types import SimpleNamespace
+
+    from instcolor.evaluation.stats import paired_differences
+
+    def record(a, b):
+        return SimpleNamespace(metrics={"x": {"image": {"psnr": a}, "instances": []}, "y": {"image": {"psnr": b}, "instances": []}})
+
+    records = [record(float("inf"), 20.0), record(float("inf"), float("inf")), record(22.0, 21.0), record(23.0, 21.0)]
+    found = paired_differences(records, [("x", "y")], ["psnr"], resamples=0)["image"]["x-y"]["psnr"]
+    assert found.n == 4 and found.mean == pytest.approx((80.0 + 0.0 + 1.0 + 2.0) / 4)

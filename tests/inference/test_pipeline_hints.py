@@ -164,7 +164,8 @@ def test_by_default_an_instance_colour_becomes_its_silhouette_mean_colour_with_a
     feather = colorizer.model.config.support_feather
     weight = (instance_regions(np.array(two), [1], (60, 80), None, feather)
               * instance_regions(np.array(two), [1], (60, 80), masks, feather))[0, 0].numpy()  # fmt: skip
-    mean = (coloured.ab * weight).sum(axis=(1, 2)) / weight.sum()
+    assert weight[15:30, 55:70].min() > 0 and weight[masks[1] == 0].max() == 0  # the silhouette, softened
+    mean = coloured.ab[:, weight > 0.5].mean(axis=1)
     assert np.abs(mean - colours_ab([(178, 34, 34)])[0]).max() < 1e-3
     assert np.array_equal(coloured.ab[:, weight == 0], plain.ab[:, weight == 0])
     step = (coloured.ab - plain.ab)[:, weight > 0] / weight[weight > 0]
@@ -188,3 +189,13 @@ def test_by_default_a_box_colour_goes_to_the_object_a_random_walk_finds_in_the_b
     object_colour = coloured.ab[:, 20:32, 58:70].mean(axis=(1, 2))
     assert np.abs(object_colour - colours_ab([(178, 34, 34)])[0]).max() < 8
     assert moved[20:32, 58:70].mean() > 5 * moved[12:16, 52:76].mean()  # the dark background in the box
+
+
+def test_an_instance_colour_on_a_flat_box_colours_it_and_nothing_else(colorizer):
+    flat = np.full((60, 80), 200, np.uint8)  # no edge for the random walk: the whole box is the object
+    plain = colorizer(flat, Instances(boxes=[[20, 10, 60, 50]]))
+    coloured = colorizer(flat, Instances(boxes=[[20, 10, 60, 50]], colours=["#b22222"]))
+    assert np.isfinite(coloured.ab).all()
+    rgb, before = (np.asarray(r.image.convert("RGB")).astype(int) for r in (coloured, plain))
+    assert rgb[30, 40, 0] > rgb[30, 40, 1] + 20  # red inside
+    assert np.array_equal(rgb[:8, :], before[:8, :])  # nothing moves outside the box

@@ -103,10 +103,12 @@ def spread_hints(
 
 
 def shift_to_colour(ab: torch.Tensor, weight: torch.Tensor, colour: torch.Tensor | Sequence[float]) -> torch.Tensor:
-    """``ab`` shifted, in proportion to ``weight``, so that its ``weight``-weighted mean is ``colour``.
+    """``ab`` shifted, in proportion to ``weight``, so that its mean where ``weight > 0.5`` is ``colour``.
 
-    What an instance colour does by default: the instance keeps its own variation of colour (the
-    result's texture) around the asked mean, and pixels of weight 0 do not move.
+    What an instance colour does by default: the instance's core takes the asked mean colour and
+    keeps its own variation (the result's texture) around it, its soft border takes part of the
+    step (one step, scaled by the weight: at most twice the core's mean move, when all of the core
+    is at 0.5), and pixels of weight 0 do not move.
 
     Args:
         ab: ``(1, 2, H, W)`` Lab a*, b*.
@@ -115,27 +117,30 @@ def shift_to_colour(ab: torch.Tensor, weight: torch.Tensor, colour: torch.Tensor
         colour: the asked a*, b*.
 
     Returns:
-        ``(1, 2, H, W)`` ab; ``ab`` itself when ``weight`` is all zero.
+        ``(1, 2, H, W)`` ab; ``ab`` itself when no weight is above 0.5.
     """
     weight = weight.to(ab.device, ab.dtype)
-    total = weight.sum()
-    if total <= 0:
+    core = weight > 0.5
+    if not core.any() or not torch.isfinite(weight).all():
         return ab
-    mean = (ab * weight).sum(dim=(0, 2, 3)) / total
+    mean = ab[:, :, core[0, 0]].mean(dim=(0, 2))
     asked = torch.as_tensor(colour, dtype=ab.dtype, device=ab.device)
-    step = (asked - mean) * (total / (weight * weight).sum())  # a soft border takes part of the step
+    step = (asked - mean) / weight[core].mean()  # the core's own soft pixels (0.5 to 1) take part of it
     return ab + weight * step[None, :, None, None]
 
 
 #: Seeds of :func:`box_foreground`: the central patch of the box (this share of its sides) is the
 #: object; a ring around the box, this share of its sides wide, is the background (a detector's box
 #: is tight: the object touches its edges).
-BOX_CENTRE_SHARE = 0.3
+BOX_CENTRE_SHARE = 0.2
 BOX_RING_SHARE = 0.15
 #: :func:`box_foreground` works on the region resized so that its long side is at most this.
 BOX_WORK_SIDE = 96
-#: Edge sensitivity of the random walk (scikit-image's ``beta``, on lightness scaled to ``[0, 1]``).
+#: Edge sensitivity of the random walk (scikit-image's ``beta``; it divides it by ten times the
+#: region's lightness deviation, so the edges count relative to the region's own contrast).
 RANDOM_WALK_BETA = 2000.0
+#: A region flatter than this (lightness deviation, L units) has no edge to follow: all object.
+FLAT_REGION = 0.5
 
 
 def box_foreground(lightness: torch.Tensor, box: Sequence[int]) -> torch.Tensor:
@@ -146,7 +151,8 @@ def box_foreground(lightness: torch.Tensor, box: Sequence[int]) -> torch.Tensor:
     (:data:`BOX_CENTRE_SHARE` of its sides: the object) and the edge of a ring around the box
     (:data:`BOX_RING_SHARE` of its sides: the background, on the sides where the image leaves at
     least half of it), gives each pixel the probability of reaching the centre first, which
-    follows the object's edges. A box that fills the image has no ring: all of it is the object.
+    follows the object's edges. A box that fills the image has no ring, and a flat region no edge:
+    all of it is the object then.
 
     Args:
         lightness: ``(1, 1, H, W)`` Lab L in ``[0, 100]``.
@@ -169,7 +175,7 @@ def box_foreground(lightness: torch.Tensor, box: Sequence[int]) -> torch.Tensor:
             seeds[side] = 2
     box_rows = _cells(y1 - oy1, y2 - oy1, oy2 - oy1, grid[0])
     box_cols = _cells(x1 - ox1, x2 - ox1, ox2 - ox1, grid[1])
-    if not (seeds == 2).any():
+    if not (seeds == 2).any() or small.std() * 100.0 < FLAT_REGION:
         return torch.ones((y2 - y1, x2 - x1))
     centre = [
         _cells(lo + (hi - lo) * (1 - BOX_CENTRE_SHARE) / 2, lo + (hi - lo) * (1 + BOX_CENTRE_SHARE) / 2, n, n)
@@ -193,12 +199,14 @@ def instance_colour_weight(
 
     Args:
         lightness: ``(1, 1, H, W)`` Lab L; boxes: ``(N, 4)`` sanitized int boxes in its pixels.
-        masks: ``(N, H, W)`` bool instance masks (a mask that fills its box counts as none), or None.
+        masks: ``(N, H, W)`` bool instance masks (one that fills its box, or is empty in it, counts
+            as none), or None.
     """
     height, width = lightness.shape[-2:]
     weight = instance_regions(boxes, [index], (height, width), None, feather)
     x1, y1, x2, y2 = (int(v) for v in boxes[index])
-    if masks is not None and not masks[index][y1:y2, x1:x2].all():
+    silhouette = None if masks is None else masks[index][y1:y2, x1:x2]
+    if silhouette is not None and silhouette.any() and not silhouette.all():
         return weight * instance_regions(boxes, [index], (height, width), masks, feather)
     weight[..., y1:y2, x1:x2] *= box_foreground(lightness, (x1, y1, x2, y2))
     return weight

@@ -100,8 +100,10 @@ def _differences_table(result: EvaluationResult) -> list[str]:
         "## Paired differences",
         "",
         "Each photo's (inside boxes: each instance's) value of the first method minus the second's; mean and "
-        "95% bootstrap interval over photos, both methods resampled together. An interval that excludes 0 "
-        "is a difference these photos support; ↑/↓: which sign is better.",
+        "95% bootstrap interval over photos, both methods resampled together; `fusion` - `full` over the "
+        "photos where fusion had instances only (elsewhere both are the full-image network). An interval "
+        "that excludes 0 is a difference these photos support; ↑/↓: which sign is better; PSNR capped at "
+        "100 dB (a perfect result).",
         "",
         *lines,
     ]

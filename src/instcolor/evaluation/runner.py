@@ -188,7 +188,8 @@ class EvaluationResult:
         previews: contact-sheet material for the first images.
         hint_curve: ``{hint points: Summary of the whole-image PSNR}`` (empty unless asked).
         differences: ``{"image" | "instance": {"first-second": {metric: Summary}}}``: the paired
-            differences of :data:`PAIRS` (:func:`paired_differences`).
+            differences of :data:`PAIRS` (:func:`instcolor.evaluation.stats.paired_differences`);
+            fusion against full over the photos where fusion had instances only.
     """
 
     protocol: dict
@@ -467,8 +468,12 @@ def evaluate(
         else:
             result.fid = runner.fid.compute()
     result.summary = summarize(result.images, list(result.methods), config.bootstrap_resamples, config.seed)
-    pairs = [pair for pair in PAIRS if set(pair) <= set(result.methods)]
-    result.differences = paired_differences(result.images, pairs, PAIRED_METRICS, config.bootstrap_resamples, config.seed)
+    for pair in (pair for pair in PAIRS if set(pair) <= set(result.methods)):
+        # fusion against full: only where fusion had instances (elsewhere both are the full network)
+        records = [r for r in result.images if "full" not in pair or r.modes.get("fusion") == "fusion"]
+        found = paired_differences(records, [pair], PAIRED_METRICS, config.bootstrap_resamples, config.seed)
+        for level, tables in found.items():
+            result.differences.setdefault(level, {}).update(tables)
     if config.hint_points and result.images:
         per_image = [record.hint_psnr for record in result.images]
         result.hint_curve = hint_curve(per_image, config.hint_points, config.bootstrap_resamples, config.seed)

@@ -72,7 +72,12 @@ def bootstrap_mean(
 
 
 def paired_differences(
-    records: Sequence, pairs: Sequence[tuple[str, str]], metrics: Sequence[str], resamples: int = 1000, seed: int = 0
+    records: Sequence,
+    pairs: Sequence[tuple[str, str]],
+    metrics: Sequence[str],
+    resamples: int = 1000,
+    seed: int = 0,
+    cap: float = 100.0,
 ) -> dict[str, dict[str, dict[str, Summary]]]:
     """``{"image" | "instance": {"first-second": {metric: Summary}}}`` for each pair of methods.
 
@@ -84,13 +89,15 @@ def paired_differences(
     Args:
         records: per-photo records whose ``metrics[method]`` holds ``{"image": {metric: value},
             "instances": [{metric: value}, ...]}`` (:class:`instcolor.evaluation.runner.ImageRecord`).
+        cap: values are clipped to ``[-cap, cap]`` first, so that a perfect result (infinite PSNR)
+            counts as a large gain and two perfect results as none, instead of being left out.
     """
     found: dict[str, dict[str, dict[str, Summary]]] = {"image": {}, "instance": {}}
     for first, second in pairs:
         for metric in metrics:
 
             def difference(a: dict, b: dict) -> float:
-                return a.get(metric, np.nan) - b.get(metric, np.nan)
+                return float(np.clip(a.get(metric, np.nan), -cap, cap) - np.clip(b.get(metric, np.nan), -cap, cap))
 
             whole = [difference(r.metrics[first]["image"], r.metrics[second]["image"]) for r in records]
             inside = [list(map(difference, r.metrics[first]["instances"], r.metrics[second]["instances"])) for r in records]

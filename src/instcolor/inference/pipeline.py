@@ -163,7 +163,8 @@ class Colorizer:
             ``"propagate"`` an instance colour shifts the instance's silhouette (or, for an
             instance known by its box only, the object a random walk finds in the box) to that mean
             colour (:meth:`_shift_instances`); under the other two it goes into the instance's crop
-            as hints.
+            as hints. :class:`Hints` given with an owning instance (``instance >= 0``) always go to
+            that instance's crop.
 
     Attributes:
         timer: set a :class:`instcolor.inference.StageTimer` to get per-stage seconds in each result.
@@ -532,7 +533,9 @@ class Colorizer:
 
     def _shift_instances(self, ab: torch.Tensor, l_full_res: torch.Tensor, instances: Instances) -> torch.Tensor:
         """Each instance with a colour shifted to it (:func:`instcolor.color.hint_spread.shift_to_colour`)
-        over :func:`instcolor.color.hint_spread.instance_colour_weight`, in instance order."""
+        over :func:`instcolor.color.hint_spread.instance_colour_weight`, in instance order: where
+        coloured instances overlap, the later one's colour wins; inside a coloured instance its
+        colour wins over point hints."""
         height, width = ab.shape[-2:]
         boxes = sanitize_boxes(instances.boxes, (width, height))
         for k, colour in enumerate(instances.colours):
