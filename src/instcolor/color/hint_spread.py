@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from instcolor.color.hints import Hints, instance_regions
+from instcolor.color.hints import Hints, colours_ab, instance_regions
 
 #: Spatial width of a hint's kernel, as a share of the image diagonal.
 SPATIAL_SIGMA = 0.2
@@ -210,3 +210,27 @@ def instance_colour_weight(
         return weight * instance_regions(boxes, [index], (height, width), masks, feather)
     weight[..., y1:y2, x1:x2] *= box_foreground(lightness, (x1, y1, x2, y2))
     return weight
+
+
+def shift_instances(
+    lightness: torch.Tensor,
+    ab: torch.Tensor,
+    boxes: np.ndarray,
+    colours: Sequence,
+    masks: np.ndarray | None = None,
+    feather: float = 0.125,
+) -> torch.Tensor:
+    """Each instance with a colour shifted to it (:func:`shift_to_colour`) over
+    :func:`instance_colour_weight`, in instance order: where coloured instances overlap, the later
+    one's colour wins.
+
+    Args:
+        lightness: ``(1, 1, H, W)`` Lab L; ab: ``(1, 2, H, W)`` Lab a*, b*.
+        boxes: ``(N, 4)`` sanitized int boxes; colours: N 8-bit sRGB colours, None for no colour.
+        masks: ``(N, H, W)`` bool instance masks, or None.
+    """
+    for index, colour in enumerate(colours):
+        if colour is not None:
+            weight = instance_colour_weight(lightness, boxes, index, masks, feather)
+            ab = shift_to_colour(ab, weight.to(ab.device), colours_ab([colour])[0])
+    return ab

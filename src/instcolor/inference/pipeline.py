@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from instcolor.color import denormalize_ab, join_lab, lightness, normalize_l
-from instcolor.color.hint_spread import instance_colour_weight, shift_to_colour, spread_hints
-from instcolor.color.hints import Hints, colours_ab, instance_hints, instance_regions, parse_hints
+from instcolor.color.hint_spread import shift_instances, spread_hints
+from instcolor.color.hints import Hints, instance_hints, instance_regions, parse_hints
 from instcolor.color.compose import grey_levels, image_lightness, lab_to_image, lab_to_rgb16
 from instcolor.devices import resolve_device
 from instcolor.inference.preprocess import prepare
@@ -162,7 +162,7 @@ class Colorizer:
             networks' hint inputs (weights trained with ``--hints``); ``"both"``. Under
             ``"propagate"`` an instance colour shifts the instance's silhouette (or, for an
             instance known by its box only, the object a random walk finds in the box) to that mean
-            colour (:meth:`_shift_instances`); under the other two it goes into the instance's crop
+            colour (:func:`instcolor.color.hint_spread.shift_instances`); under the other two it goes into the instance's crop
             as hints. :class:`Hints` given with an owning instance (``instance >= 0``) always go to
             that instance's crop.
 
@@ -482,8 +482,9 @@ class Colorizer:
         elif spread is not None:
             with self._stage("upsample_convert"):
                 ab = spread_hints(l_full_res, ab, spread)
-        if shifted and has_boxes:
-            ab = self._shift_instances(ab, l_full_res, instances)
+        if shifted and has_boxes:  # inside a coloured instance its colour wins over point hints
+            sanitized = sanitize_boxes(instances.boxes, (l_full_res.shape[-1], l_full_res.shape[-2]))
+            ab = shift_instances(l_full_res, ab, sanitized, instances.colours, instances.masks, self.model.config.support_feather)
         if own_colour is not None:
             own_ab, coloured = own_colour
             ab = torch.where(coloured.to(ab.device), own_ab.to(ab.device), ab)
@@ -530,19 +531,6 @@ class Colorizer:
         owners = hints.instance[hints.instance >= 0]
         weight = instance_regions(sanitized, owners, (height, width), masks, self.model.config.support_feather)
         return torch.lerp(without, ab, weight.to(ab.device))
-
-    def _shift_instances(self, ab: torch.Tensor, l_full_res: torch.Tensor, instances: Instances) -> torch.Tensor:
-        """Each instance with a colour shifted to it (:func:`instcolor.color.hint_spread.shift_to_colour`)
-        over :func:`instcolor.color.hint_spread.instance_colour_weight`, in instance order: where
-        coloured instances overlap, the later one's colour wins; inside a coloured instance its
-        colour wins over point hints."""
-        height, width = ab.shape[-2:]
-        boxes = sanitize_boxes(instances.boxes, (width, height))
-        for k, colour in enumerate(instances.colours):
-            if colour is not None:
-                weight = instance_colour_weight(l_full_res, boxes, k, instances.masks, self.model.config.support_feather)
-                ab = shift_to_colour(ab, weight.to(ab.device), colours_ab([colour])[0])
-        return ab
 
     def _route_hints(self, user_hints: Hints | None) -> tuple[Hints | None, Hints | None]:
         """``(hints spread over the result, hints for the networks)`` by :attr:`hint_mode`: image-wide
