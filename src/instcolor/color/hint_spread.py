@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from instcolor.color.hints import Hints, colours_ab, instance_regions
+from instcolor.color.hints import Hints, colours_ab, instance_regions, span_cells
 
 #: Spatial width of a hint's kernel, as a share of the image diagonal.
 SPATIAL_SIGMA = 0.2
@@ -41,11 +41,11 @@ PRIOR = 0.1
 WORK_SIDE = 512
 
 
-def _cells(lo: float, hi: float, extent: int, cells: int) -> slice:
-    """Grid cells ``[start, stop)`` under the pixel interval ``[lo, hi]`` of an ``extent``-pixel side (at least one)."""
-    start = min(max(int(math.floor(lo * cells / extent)), 0), cells - 1)
-    stop = min(max(int(math.ceil(hi * cells / extent)), start + 1), cells)
-    return slice(start, stop)
+def _cells(lo: float, hi: float, extent: float, cells: int) -> slice:
+    """The grid cells a span ``[lo, hi]`` inside ``[0, extent]`` overlaps, at least one
+    (:func:`instcolor.color.hints.span_cells`, the hint planes' own mapping), as a slice."""
+    first, last = span_cells(lo, hi, 0.0, extent, cells)
+    return slice(first, last + 1)
 
 
 def spread_hints(

@@ -91,7 +91,7 @@ class Hints:
         return Hints(self.rects[index], self.ab[index], self.instance[index])
 
 
-def _cells(lo: float, hi: float, start: float, extent: float, size: int) -> tuple[int, int] | None:
+def span_cells(lo: float, hi: float, start: float, extent: float, size: int) -> tuple[int, int] | None:
     """Grid cells ``[first, last]`` that the pixel span ``[lo, hi]`` overlaps on a grid of ``size`` cells
     laid over ``[start, start + extent)``; None when it misses the grid."""
     scale = size / extent
@@ -129,8 +129,8 @@ def hint_planes(
     wanted = (hints.instance == -1) | (hints.instance == (-1 if instance is None else instance))
     for k in np.flatnonzero(wanted):
         rx1, ry1, rx2, ry2 = hints.rects[k]
-        cols = _cells(rx1, rx2, x1, x2 - x1, size)
-        rows = _cells(ry1, ry2, y1, y2 - y1, size)
+        cols = span_cells(rx1, rx2, x1, x2 - x1, size)
+        rows = span_cells(ry1, ry2, y1, y2 - y1, size)
         if cols is None or rows is None:
             continue
         if planes is None:
