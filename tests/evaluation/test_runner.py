@@ -198,5 +198,5 @@ def test_paired_differences_count_perfect_results_instead_of_dropping_them():
         return SimpleNamespace(metrics={"x": {"image": {"psnr": a}, "instances": []}, "y": {"image": {"psnr": b}, "instances": []}})
 
     records = [record(float("inf"), 20.0), record(float("inf"), float("inf")), record(22.0, 21.0), record(23.0, 21.0)]
-    found = paired_differences(records, [("x", "y")], ["psnr"], resamples=0)["image"]["x-y"]["psnr"]
+    found = paired_differences(records, "x", "y", ["psnr"], resamples=0)["image"]["psnr"]
     assert found.n == 4 and found.mean == pytest.approx((80.0 + 0.0 + 1.0 + 2.0) / 4)

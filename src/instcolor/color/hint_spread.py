@@ -173,10 +173,10 @@ def box_foreground(lightness: torch.Tensor, box: Sequence[int]) -> torch.Tensor:
     for side, ring, wanted in rings:
         if ring >= max(wanted / 2, 1):  # a ring cut thin by the image's edge is still the object's
             seeds[side] = 2
-    box_rows = _cells(y1 - oy1, y2 - oy1, oy2 - oy1, grid[0])
-    box_cols = _cells(x1 - ox1, x2 - ox1, ox2 - ox1, grid[1])
     if not (seeds == 2).any() or small.std() * 100.0 < FLAT_REGION:
         return torch.ones((y2 - y1, x2 - x1))
+    box_rows = _cells(y1 - oy1, y2 - oy1, oy2 - oy1, grid[0])
+    box_cols = _cells(x1 - ox1, x2 - ox1, ox2 - ox1, grid[1])
     centre = [
         _cells(lo + (hi - lo) * (1 - BOX_CENTRE_SHARE) / 2, lo + (hi - lo) * (1 + BOX_CENTRE_SHARE) / 2, n, n)
         for lo, hi, n in ((box_rows.start, box_rows.stop, grid[0]), (box_cols.start, box_cols.stop, grid[1]))
@@ -232,5 +232,5 @@ def shift_instances(
     for index, colour in enumerate(colours):
         if colour is not None:
             weight = instance_colour_weight(lightness, boxes, index, masks, feather)
-            ab = shift_to_colour(ab, weight.to(ab.device), colours_ab([colour])[0])
+            ab = shift_to_colour(ab, weight, colours_ab([colour])[0])
     return ab

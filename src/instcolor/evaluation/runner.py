@@ -468,12 +468,13 @@ def evaluate(
         else:
             result.fid = runner.fid.compute()
     result.summary = summarize(result.images, list(result.methods), config.bootstrap_resamples, config.seed)
-    for pair in (pair for pair in PAIRS if set(pair) <= set(result.methods)):
+    for first, second in (pair for pair in PAIRS if set(pair) <= set(result.methods)):
         # fusion against full: only where fusion had instances (elsewhere both are the full network)
-        records = [r for r in result.images if "full" not in pair or r.modes.get("fusion") == "fusion"]
-        found = paired_differences(records, [pair], PAIRED_METRICS, config.bootstrap_resamples, config.seed)
-        for level, tables in found.items():
-            result.differences.setdefault(level, {}).update(tables)
+        records = [r for r in result.images if second != "full" or r.modes.get("fusion") == "fusion"]
+        found = paired_differences(records, first, second, PAIRED_METRICS, config.bootstrap_resamples, config.seed)
+        for level, table in found.items():
+            if table:
+                result.differences.setdefault(level, {})[f"{first}-{second}"] = table
     if config.hint_points and result.images:
         per_image = [record.hint_psnr for record in result.images]
         result.hint_curve = hint_curve(per_image, config.hint_points, config.bootstrap_resamples, config.seed)

@@ -73,13 +73,14 @@ def bootstrap_mean(
 
 def paired_differences(
     records: Sequence,
-    pairs: Sequence[tuple[str, str]],
+    first: str,
+    second: str,
     metrics: Sequence[str],
     resamples: int = 1000,
     seed: int = 0,
     cap: float = 100.0,
-) -> dict[str, dict[str, dict[str, Summary]]]:
-    """``{"image" | "instance": {"first-second": {metric: Summary}}}`` for each pair of methods.
+) -> dict[str, dict[str, Summary]]:
+    """``{"image" | "instance": {metric: Summary}}`` of method ``first`` minus method ``second``.
 
     Each photo's (each instance's) value of the first method minus the second's, averaged with a
     bootstrap interval over photos that resamples both methods together: far narrower than the two
@@ -92,17 +93,16 @@ def paired_differences(
         cap: values are clipped to ``[-cap, cap]`` first, so that a perfect result (infinite PSNR)
             counts as a large gain and two perfect results as none, instead of being left out.
     """
-    found: dict[str, dict[str, dict[str, Summary]]] = {"image": {}, "instance": {}}
-    for first, second in pairs:
-        for metric in metrics:
+    found: dict[str, dict[str, Summary]] = {"image": {}, "instance": {}}
+    for metric in metrics:
 
-            def difference(a: dict, b: dict) -> float:
-                return float(np.clip(a.get(metric, np.nan), -cap, cap) - np.clip(b.get(metric, np.nan), -cap, cap))
+        def difference(a: dict, b: dict) -> float:
+            return float(np.clip(a.get(metric, np.nan), -cap, cap) - np.clip(b.get(metric, np.nan), -cap, cap))
 
-            whole = [difference(r.metrics[first]["image"], r.metrics[second]["image"]) for r in records]
-            inside = [list(map(difference, r.metrics[first]["instances"], r.metrics[second]["instances"])) for r in records]
-            for level, values in (("image", whole), ("instance", inside)):
-                summary = bootstrap_mean(values, n_resamples=resamples, seed=seed)
-                if summary.n:
-                    found[level].setdefault(f"{first}-{second}", {})[metric] = summary
+        whole = [difference(r.metrics[first]["image"], r.metrics[second]["image"]) for r in records]
+        inside = [list(map(difference, r.metrics[first]["instances"], r.metrics[second]["instances"])) for r in records]
+        for level, values in (("image", whole), ("instance", inside)):
+            summary = bootstrap_mean(values, n_resamples=resamples, seed=seed)
+            if summary.n:
+                found[level][metric] = summary
     return found

@@ -467,7 +467,7 @@ class Colorizer:
         del decoded  # only L and alpha are needed from here
         has_boxes = len(instances) > 0
         spread, network_user_hints = self._route_hints(user_hints)
-        shifted = self.hint_mode == "propagate" and mode == "fusion" and instances.colours is not None
+        shifted = self.hint_mode == "propagate" and mode == "fusion" and has_boxes and instances.colours is not None
         all_hints = self._hints(
             network_user_hints, instances if mode == "fusion" and not shifted else Instances(), l_full_res.shape[-2:]
         )
@@ -476,15 +476,15 @@ class Colorizer:
         boxes = instances.boxes if has_boxes else None
         labels = instances.labels
         ab, ran = self.predict_ab(l_full_res, boxes, mode, instances.masks, hints=all_hints, labels=labels)
-        spread = spread if spread is not None and len(spread) else None
         if ran == "fusion" and all_hints is not None and (all_hints.instance >= 0).any():
             ab = self._confine_instance_hints(ab, l_full_res, boxes, instances.masks, all_hints, labels, spread)
         elif spread is not None:
             with self._stage("upsample_convert"):
                 ab = spread_hints(l_full_res, ab, spread)
-        if shifted and has_boxes:  # inside a coloured instance its colour wins over point hints
+        if shifted:  # inside a coloured instance its colour wins over point hints
             sanitized = sanitize_boxes(instances.boxes, (l_full_res.shape[-1], l_full_res.shape[-2]))
-            ab = shift_instances(l_full_res, ab, sanitized, instances.colours, instances.masks, self.model.config.support_feather)
+            feather = self.model.config.support_feather
+            ab = shift_instances(l_full_res, ab, sanitized, instances.colours, instances.masks, feather)
         if own_colour is not None:
             own_ab, coloured = own_colour
             ab = torch.where(coloured.to(ab.device), own_ab.to(ab.device), ab)
@@ -538,10 +538,11 @@ class Colorizer:
         if user_hints is None or self.hint_mode == "network":
             return None, user_hints
         image_wide = user_hints.select(user_hints.instance < 0)
+        spread = image_wide if len(image_wide) else None
         if self.hint_mode == "both":
-            return image_wide, user_hints
+            return spread, user_hints
         owned = user_hints.select(user_hints.instance >= 0)
-        return image_wide, owned if len(owned) else None
+        return spread, owned if len(owned) else None
 
     def _hints(self, user_hints: Hints | None, instances: Instances, image_hw) -> Hints | None:
         """Hints for the networks: ``user_hints`` plus the instances' colours; warns once when the
