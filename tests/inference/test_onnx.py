@@ -22,7 +22,7 @@ from instcolor.inference.quantization import calibration_samples
 from instcolor.inference.runtime import RuntimeOptions, prepare_model
 from instcolor.models.fusion import paste_instances_batched
 from instcolor.models.model import network_input
-from tests.support.helpers import gradient_image, tiny_model
+from tests.support.helpers import gradient_image, tiny_class_aware_model, tiny_model
 
 SIZE = 32
 
@@ -238,6 +238,66 @@ def test_colorizer_runs_confined_weights_with_masks_on_onnxruntime(tmp_path, mon
     colorizer = Colorizer(confined_model(), device="cpu", size=SIZE, backend="onnxruntime")
     on_ort = colorizer(image, boxes=boxes, masks=masks)
     assert on_ort.mode == "fusion" and np.abs(on_ort.ab - on_torch.ab).max() <= 110 * 1e-4
+
+
+# ----------------------------------------------------------------------------- class-aware
+
+
+@pytest.fixture(scope="module", params=["reference", "confined"])
+def class_aware_runtimes(request, tmp_path_factory):
+    return fp32_runtimes(lambda: tiny_class_aware_model(0, fusion_rule=request.param), tmp_path_factory.mktemp("onnx-ca"))
+
+
+@pytest.mark.parametrize("classes", [[1, 3, 0], [80, 80, 2], None], ids=["labels", "other labels", "no classes"])
+def test_class_aware_parity_with_torch(class_aware_runtimes, classes):
+    torch_rt, ort_rt = class_aware_runtimes
+    full, crops, box_info = inputs(3)
+    ids = None if classes is None else torch.tensor(classes)
+    with torch.inference_mode():
+        want = torch_rt.run_fusion(torch_rt.cast(full), torch_rt.cast(crops), box_info, None, ids)
+        got = ort_rt.run_fusion(ort_rt.cast(full), ort_rt.cast(crops), box_info, None, ids)
+        unknown = ort_rt.run_fusion(ort_rt.cast(full), ort_rt.cast(crops), box_info, None, torch.tensor([0, 0, 0]))
+    assert float((got - want.float()).abs().max()) <= 1e-4
+    assert float((got - unknown).abs().max()) > 1e-3  # the classes reached the graph (the embeddings are not 0)
+
+
+def test_class_aware_graph_names_its_classes_input(class_aware_runtimes):
+    _, ort_rt = class_aware_runtimes
+    card = json.loads((ort_rt.folder / "model_card.json").read_text())
+    names = [i.name for i in ort_rt.fusion_session.get_inputs()]
+    assert card["class_aware"] is True and names[:3] == ["full_input", "crops", "classes"]
+    assert [t["name"] for t in card["graphs"]["fusion.onnx"]["inputs"]] == names
+
+
+def test_ort_int8_runs_class_aware_weights(class_aware_runtimes, tmp_path):
+    torch_rt, _ = class_aware_runtimes
+    model = tiny_class_aware_model(0, fusion_rule=torch_rt.model.config.fusion_rule)
+    int8 = ort_runtime(model, "cpu", RuntimeOptions(precision="int8"), SIZE, cache=tmp_path)
+    full, crops, box_info = inputs(2)
+    ids = torch.tensor([1, 5])
+    with torch.inference_mode():
+        want = torch_rt.run_fusion(torch_rt.cast(full), torch_rt.cast(crops), box_info, None, ids)
+        got = int8.run_fusion(int8.cast(full), int8.cast(crops), box_info, None, ids)
+    assert 0 < float((got - want).abs().mean()) * 110 < 5.0
+
+
+def test_colorizer_feeds_labels_to_class_aware_weights_on_onnxruntime(tmp_path, monkeypatch):
+    from instcolor.inference.pipeline import Colorizer
+    from instcolor.instances import Instances
+
+    monkeypatch.setenv("INSTCOLOR_HOME", str(tmp_path))
+    image = gradient_image()
+    boxes = np.array([[4, 4, 40, 30], [20, 10, 60, 44]], np.float32)
+    results = {}
+    for backend in ("torch", "onnxruntime"):
+        colorizer = Colorizer(tiny_class_aware_model(0), device="cpu", size=SIZE, backend=backend)
+        results[backend] = [
+            colorizer(image, Instances(boxes=boxes, scores=[0.9, 0.8], labels=labels)).ab
+            for labels in (["person", "car"], ["dog", "dog"])
+        ]
+    for on_torch, on_ort in zip(results["torch"], results["onnxruntime"]):
+        assert np.abs(on_ort - on_torch).max() <= 110 * 1e-4
+    assert np.abs(results["onnxruntime"][0] - results["onnxruntime"][1]).max() > 0.1  # the labels matter
 
 
 # ----------------------------------------------------------------------------- memory

@@ -65,14 +65,3 @@ def test_bad_setting_and_label_count_are_errors():
     assert aware.crop_classes(["person", "toothbrush"], 2).tolist() == [1, 80]
     with pytest.raises(ValueError, match="2 boxes but 1 labels"):
         aware.crop_classes(["person"], 2)
-
-
-def test_onnx_paths_refuse_class_aware_weights(tmp_path):
-    from instcolor.inference.backends import check_class_blind
-    from instcolor.inference.onnx_export import export_onnx
-
-    with pytest.raises(ValueError, match="class-aware"):
-        check_class_blind(tiny_class_aware_model(0))
-    with pytest.raises(ValueError, match="class-aware"):
-        export_onnx(tiny_class_aware_model(0), tmp_path)
-    check_class_blind(tiny_model(0))  # class-blind weights are fine

@@ -114,7 +114,8 @@ def quantize_graphs(src: Path, dst: Path, size: int) -> None:
         supports = None
         if card.get("fusion_rule") == "confined":  # boxes only, as torch int8 calibrates
             supports = instance_supports(None, len(s.crops), size, card["support_feather"], s.full)
-        fusion_inputs.append(fusion_feeds(s.full, s.crops, s.box_info, size, supports))
+        classes = torch.zeros(len(s.crops), dtype=torch.int64) if card.get("class_aware") else None  # unknown
+        fusion_inputs.append(fusion_feeds(s.full, s.crops, s.box_info, size, supports, classes))
     dst.mkdir(parents=True, exist_ok=True)
     for name, feeds in ((FULL_FILE, full_feeds), (FUSION_FILE, fusion_inputs)):
         quantize_static(
@@ -199,25 +200,22 @@ class OrtRuntime:
         crop_classes: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The fused ab ``(1, 2, S, S)``; ``crop_masks`` ``(N, 1, S, S)`` confine instances as in torch;
-        ``crop_classes`` are ignored: the graphs run class-blind weights only (:func:`check_class_blind`).
+        ``crop_classes`` ``(N,)`` int64 reach class-aware weights as in torch (None: no class
+        information, :func:`~instcolor.inference.onnx_export.no_classes`); class-blind weights ignore them.
 
         For weights with the confined rule the instance supports are computed here, on the host,
         by :meth:`ExportedModel.supports` (as torch's :meth:`~instcolor.models.fusion.FusionNet.supports`), and enter the
         graph as ``log_support_s{k}``; the reference rule ignores ``crop_masks``, as torch does.
         """
-        from instcolor.inference.onnx_export import fusion_feeds
+        from instcolor.inference.onnx_export import fusion_feeds, no_classes
 
         supports = self.model.supports(crop_masks, len(crops), crops.shape[-1], full_input)
-        (ab,) = self.fusion_session.run(None, fusion_feeds(full_input, crops, box_info, self.size, supports))
+        classes = None
+        if self.model.config.class_aware:
+            classes = no_classes(len(crops)) if crop_classes is None else crop_classes
+        feeds = fusion_feeds(full_input, crops, box_info, self.size, supports, classes)
+        (ab,) = self.fusion_session.run(None, feeds)
         return torch.from_numpy(ab).to(self.device)
-
-
-def check_class_blind(model: InstColorModel) -> None:
-    """The exported graphs take no instance classes: class-aware weights cannot run there yet."""
-    if model.config.class_aware:
-        raise ValueError(
-            "the onnxruntime backend runs class-blind weights only; these are class-aware: use --backend torch"
-        )
 
 
 def ort_runtime(
@@ -225,7 +223,6 @@ def ort_runtime(
 ) -> OrtRuntime:
     device = torch.device(device)
     check_backend("onnxruntime", options.precision, device)
-    check_class_blind(model)
     folder = exported_graphs(model, size, options.precision, cache)
     return OrtRuntime(model=ExportedModel(model.config), options=options, device=device, folder=folder, size=size)
 
@@ -305,8 +302,6 @@ def choose_backend(
     device = torch.device(device)
     if options.precision not in ORT_PRECISIONS or not ort_available() or options.compile or options.cuda_graphs:
         return "torch"
-    if model.config.class_aware:  # the exported graphs take no instance classes
-        return "torch"
     import onnxruntime as ort
 
     from instcolor.inference.precision import device_signature, read_cache, write_cache
@@ -315,6 +310,7 @@ def choose_backend(
     key = (
         f"{device_signature(device)}|torch {torch.__version__}|onnxruntime {ort.__version__}|"
         f"width {model.config.width}|{model.config.fusion_rule} rule|size {size}|{options.precision}"
+        + ("|class-aware" if model.config.class_aware else "")
     )
     cache = read_cache(path)
     entry = cache.get(key)

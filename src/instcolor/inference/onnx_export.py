@@ -3,7 +3,9 @@
 ``instcolor export onnx OUT/`` writes
 
 * ``full.onnx``: ``input (B, 4, S, S) -> ab (B, 2, S, S)`` (tanh units);
-* ``fusion.onnx``: the instance network on N crops and the fusion network in one graph, N dynamic;
+* ``fusion.onnx``: the instance network on N crops and the fusion network in one graph, N dynamic
+  (class-aware weights: also the instances' ``classes``, ``(N,)`` int64 COCO ids, 0 unknown, -1 no
+  class at all, as torch's ``crop_classes=None``);
 * ``model_card.json`` and ``MODEL_CARD.md``: opset, input/output names, shapes and dtypes, how
   the placement inputs are computed, the weights' metadata.
 
@@ -71,6 +73,33 @@ STRIDES = (1, 2, 4, 8)
 FULL_FILE = "full.onnx"
 FUSION_FILE = "fusion.onnx"
 CARD_FILE = "model_card.json"
+
+
+class OptionalClassEmbedding(nn.Module):
+    """A class embedding that reads id -1 as "no class": zero, as torch's ``classes=None`` adds
+    nothing. One exported graph then serves both: ids from the labels, or -1 for every instance."""
+
+    def __init__(self, table: nn.Embedding) -> None:
+        super().__init__()
+        self.table = table
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.table(ids.clamp_min(0)) * (ids >= 0).unsqueeze(-1).to(self.table.weight.dtype)
+
+
+def with_optional_classes(model: InstColorModel) -> InstColorModel:
+    """``model`` (changed in place) with its class embeddings made :class:`OptionalClassEmbedding`."""
+    if model.instance.class_embedding is not None:
+        model.instance.class_embedding = OptionalClassEmbedding(model.instance.class_embedding)
+    for layer in model.fusion.fusers.values():
+        if layer.class_logit is not None:
+            layer.class_logit = OptionalClassEmbedding(layer.class_logit)
+    return model
+
+
+def no_classes(count: int) -> torch.Tensor:
+    """The ``classes`` input meaning "no class information" for ``count`` instances."""
+    return torch.full((count,), -1, dtype=torch.int64)
 
 
 class FullGraph(nn.Module):
@@ -145,9 +174,12 @@ class FusionGraph(nn.Module):
     """Instance network on N crops + fusion network, with box placements as inputs (see module doc).
 
     Args:
-        model: the float model.
+        model: the float model; class-aware weights with :func:`with_optional_classes` applied.
         supports: take ``log_support_s{k}`` inputs (the "confined" rule) and add them to the
             pasted instance logits.
+
+    Inputs: ``full_input``, ``crops``, then for class-aware weights ``classes`` ``(N,)`` int64,
+    then the placements (:func:`placement_input_names`).
     """
 
     def __init__(self, model: InstColorModel, supports: bool = False) -> None:
@@ -155,9 +187,11 @@ class FusionGraph(nn.Module):
         self.instance = model.instance
         self.fusion = model.fusion
         self.supports = supports
+        self.class_aware = model.config.class_aware
         self.fuse_instances = _scripted_fuse_instances()
 
-    def forward(self, full_input: torch.Tensor, crops: torch.Tensor, *placements: torch.Tensor) -> torch.Tensor:
+    def forward(self, full_input: torch.Tensor, crops: torch.Tensor, *inputs: torch.Tensor) -> torch.Tensor:
+        classes, placements = (inputs[0], inputs[1:]) if self.class_aware else (None, inputs)
         per_grid = 4 if self.supports else 3
         grids = {}
         for i, stride in enumerate(STRIDES):
@@ -165,7 +199,7 @@ class FusionGraph(nn.Module):
             support = placements[per_grid * i + 3] if self.supports else None
             rows, cols = (taps[0], taps[1], weights[0], weights[1]), (taps[2], taps[3], weights[2], weights[3])
             grids[stride] = (GridPlacement(rows, cols, inside), taps, weights, support)
-        stream = self.instance.stages(crops)
+        stream = self.instance.stages(crops) if classes is None else self.instance.stages(crops, classes=classes)
         # ONNX Runtime runs a node as soon as its inputs are ready and would run the instance network
         # ahead of fusion, keeping every layer's instance features alive: each stage of it waits for
         # the previous fusion layer, whose loop hands its instance count to the stage's input.
@@ -178,7 +212,7 @@ class FusionGraph(nn.Module):
             instances = torch.relu(raw) if name in RECTIFIED_INSTANCE_FEATURES else raw
             placement, taps, tap_weights, support = grids[FEATURE_STRIDE[name]]
             layer = self.fusion.fusers[name]
-            logits, _ = paste_instances_batched(layer.instance_net(instances), None, None, value.shape[-2:], placement)
+            logits, _ = paste_instances_batched(layer.instance_logits(instances, classes), None, None, value.shape[-2:], placement)
             if support is not None:
                 logits = logits + support
             outside = (1.0 - placement.inside) * BACKGROUND_OUTSIDE_BOXES
@@ -234,10 +268,14 @@ def placement_inputs(
 
 def fusion_feeds(
     full_input: torch.Tensor, crops: torch.Tensor, box_info: dict[int, torch.Tensor], size: int,
-    supports: torch.Tensor | None = None,
+    supports: torch.Tensor | None = None, classes: torch.Tensor | None = None,
 ) -> dict[str, np.ndarray]:  # fmt: skip
-    """All inputs of ``fusion.onnx``: the network inputs and :func:`placement_inputs`."""
-    return {"full_input": full_input.numpy(), "crops": crops.numpy(), **placement_inputs(box_info, size, supports)}
+    """All inputs of ``fusion.onnx``: the network inputs, the instances' ``classes`` (the graphs of
+    class-aware weights only: give :func:`no_classes` for none) and :func:`placement_inputs`."""
+    feeds = {"full_input": full_input.numpy(), "crops": crops.numpy()}
+    if classes is not None:
+        feeds["classes"] = classes.cpu().to(torch.int64).numpy()
+    return {**feeds, **placement_inputs(box_info, size, supports)}
 
 
 def _example(model: InstColorModel, size: int, count: int = 2) -> tuple[torch.Tensor, torch.Tensor, dict[str, np.ndarray]]:
@@ -258,25 +296,25 @@ def export_onnx(
     The fusion graph fuses by the weights' rule (:attr:`ModelConfig.fusion_rule`): with
     ``"confined"`` it takes the ``log_support_s{k}`` inputs too.
 
-    Raises:
-        ValueError: for class-aware weights (the graphs take no instance classes).
+    For class-aware weights the fusion graph takes ``classes`` too (see the module docstring).
     """
-    if model.config.class_aware:
-        raise ValueError("ONNX export covers class-blind weights only; these weights are class-aware")
     size = size or model.config.input_size
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = copy.deepcopy(model).cpu().float().to(memory_format=torch.contiguous_format).eval()
+    with_optional_classes(model)
     supports = model.config.fusion_rule == "confined"
     full, crops, placements = _example(model, size)
     names = placement_input_names(supports)
+    class_inputs = ["classes"] if model.config.class_aware else []
+    classes = (torch.tensor([1, -1], dtype=torch.int64)[: len(crops)],) if class_inputs else ()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notes (shapes are fixed but N)
         torch.onnx.export(
             FullGraph(model), (full,), str(out / FULL_FILE), input_names=["input"], output_names=["ab"],
             dynamic_axes={"input": {0: "batch"}, "ab": {0: "batch"}}, opset_version=opset, dynamo=False,
         )  # fmt: skip
-        dynamic = {"crops": {0: "instances"}}
+        dynamic = {"crops": {0: "instances"}, **{name: {0: "instances"} for name in class_inputs}}
         for stride in STRIDES:
             dynamic[f"taps_s{stride}"] = {1: "instances"}
             dynamic[f"tap_weights_s{stride}"] = {1: "instances"}
@@ -284,8 +322,8 @@ def export_onnx(
                 dynamic[f"log_support_s{stride}"] = {0: "instances"}
         tensors = tuple(torch.from_numpy(placements[n]) for n in names)
         torch.onnx.export(
-            FusionGraph(model, supports=supports), (full, crops, *tensors), str(out / FUSION_FILE),
-            input_names=["full_input", "crops", *names], output_names=["ab"], dynamic_axes=dynamic,
+            FusionGraph(model, supports=supports), (full, crops, *classes, *tensors), str(out / FUSION_FILE),
+            input_names=["full_input", "crops", *class_inputs, *names], output_names=["ab"], dynamic_axes=dynamic,
             opset_version=opset, dynamo=False,
         )  # fmt: skip
     card = model_card(size, opset, metadata, model.config)
@@ -306,6 +344,12 @@ def model_card(size: int, opset: int = OPSET, metadata: dict | None = None, conf
         {"name": "full_input", "dtype": "float32", "shape": [1, 4, size, size], "meaning": "network input of the whole image"},
         {"name": "crops", "dtype": "float32", "shape": ["instances", 4, size, size], "meaning": "network inputs of the N box crops"},
     ]  # fmt: skip
+    if config.class_aware:
+        fusion_inputs.append(
+            {"name": "classes", "dtype": "int64", "shape": ["instances"],
+             "meaning": f"each instance's COCO class id (instcolor.detection.coco.coco_class_ids; 0 unknown, "
+                        f"{config.num_classes - 1} the last), or -1: no class information"}
+        )  # fmt: skip
     for stride in STRIDES:
         g = size // stride
         fusion_inputs += [
@@ -328,6 +372,7 @@ def model_card(size: int, opset: int = OPSET, metadata: dict | None = None, conf
         "opset": opset,
         "network_size": size,
         "fusion_rule": config.fusion_rule,
+        "class_aware": config.class_aware,
         "input_encoding": "(L - 50) / 100, two zero hint channels, one -0.5 mask channel (NCHW)",
         "output_encoding": "ab / 110 (tanh units); multiply by 110 for Lab a*, b*",
         "graphs": {
