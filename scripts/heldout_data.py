@@ -89,6 +89,7 @@ TRAINING_PACKAGES = frozenset(
         "deb:lomiri-wallpapers-20.04",
         "deb:mate-backgrounds",
         "deb:plasma-workspace-wallpapers",
+        "deb:plasma-workspace-data",
         "pypi:scikit-image",
         "pypi:scikit-learn",
     }

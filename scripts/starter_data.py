@@ -8,6 +8,8 @@ rebuilt offline-from-the-internet but online-to-the-registries (Debian apt and P
 * ``scikit-learn`` (PyPI wheel, read without installing): ``china.jpg`` and ``flower.jpg`` (CC-BY-2.0).
 * Debian ``lomiri-wallpapers-16.04`` / ``-20.04``, ``mate-backgrounds``, ``plasma-workspace-wallpapers``:
   the wallpapers that are photographs (illustrations and renders are left out by a curated list).
+* Debian ``plasma-workspace-data``: the photographs among Plasma's user-account pictures, each credited
+  (CC0, author, photo page) by its REUSE ``.license`` file.
 * Debian ``gcompris-qt-data``: photographs of animals, monuments, objects, musicians and sea life used by
   the GCompris activities; each one is credited (author, licence, Wikimedia source) in a README inside the
   package's Qt resource files, which this script reads directly.
@@ -852,6 +854,55 @@ def plasma_source(fetcher: Fetcher) -> SourceResult:
     return result
 
 
+def parse_reuse_sidecar(text: str) -> tuple[str, str, str]:
+    """``(licence, copyright, source URL)`` from a REUSE ``<file>.license`` sidecar (SPDX tags).
+
+    >>> parse_reuse_sidecar("# SPDX-FileCopyrightText: 2016 Ann <a@b.c>\\n# SPDX-License-Identifier: CC0-1.0\\n"
+    ...                     "# https://example.org/photo-1/\\n")
+    ('CC0-1.0', '2016 Ann', 'https://example.org/photo-1/')
+    """
+    tags = dict(re.findall(r"SPDX-(License-Identifier|FileCopyrightText):\s*(.+)", text))
+    licence = tags.get("License-Identifier", "").strip()
+    return licence, strip_emails(tags.get("FileCopyrightText", "")), first_url(text).rstrip(".,;)")
+
+
+def plasma_avatars_source(fetcher: Fetcher) -> SourceResult:
+    """The photographs among Plasma's user-account pictures, each credited by its REUSE sidecar."""
+    deb = fetcher.deb("plasma-workspace-data")
+    result = SourceResult(
+        f"deb:{deb.name}",
+        deb.version,
+        licence_origin=(
+            "Each photo's REUSE sidecar `usr/share/plasma/avatars/photos/<name>.png.license` "
+            "(SPDX-License-Identifier, SPDX-FileCopyrightText and the photo's page); Debian's copyright file "
+            "lists the same files under CC0-1.0. Photos without a sidecar are left out."
+        ),
+    )
+    for path in sorted((deb.root / "usr/share/plasma/avatars/photos").glob("*")):
+        relative = path.relative_to(deb.root).as_posix()
+        if not path.is_file() or not IMAGE_NAME.match(path.name):
+            continue
+        sidecar = path.with_name(path.name + ".license")
+        if not sidecar.is_file():
+            result.exclude(relative, "no REUSE licence file beside it")
+            continue
+        licence, copyright, url = parse_reuse_sidecar(sidecar.read_text(encoding="utf-8", errors="replace"))
+        result.candidates.append(
+            Candidate(
+                source_package=result.name,
+                package_version=deb.version,
+                original_path=relative,
+                licence=normalize_licence(licence),
+                copyright=copyright,
+                source_url=url,
+                stratum=deb.name,
+                slug=_slug("plasma-avatars", path.stem),
+                load=path.read_bytes,
+            )
+        )
+    return result
+
+
 #: GCompris resources that are photographs, relative to ``/gcompris/src/activities/``.
 GCOMPRIS_PHOTOS = (
     "erase/resource/*.webp",
@@ -952,6 +1003,7 @@ SOURCES: dict[str, Callable[[Fetcher], SourceResult]] = {
     "scikit-learn": sklearn_source,
     **{spec.package: (lambda fetcher, spec=spec: wallpaper_source(fetcher, spec)) for spec in WALLPAPER_PACKAGES},
     "plasma-workspace-wallpapers": plasma_source,
+    "plasma-workspace-data": plasma_avatars_source,
     "gcompris-qt-data": gcompris_source,
 }
 

@@ -345,3 +345,23 @@ def test_main_replaces_its_own_output_and_refuses_foreign_folders(tmp_path, fake
     (foreign / "holiday.jpg").write_bytes(b"keep me")
     assert sd.main(["--out", str(foreign), "--sources", "fake"]) == 2
     assert (foreign / "holiday.jpg").read_bytes() == b"keep me"
+
+
+def test_plasma_avatars_take_their_reuse_sidecars(tmp_path):
+    from types import SimpleNamespace
+
+    folder = tmp_path / "usr/share/plasma/avatars/photos"
+    folder.mkdir(parents=True)
+    (folder / "Owl.png").write_bytes(b"png")
+    (folder / "Owl.png.license").write_text(
+        "# SPDX-FileCopyrightText: 2015 Pixabay <info@pixabay.com>\n#\n# SPDX-License-Identifier: CC0-1.0\n#\n"
+        "# https://www.pexels.com/photo/bird-animal-owl-3890/\n"
+    )
+    (folder / "Unknown.png").write_bytes(b"png")  # no sidecar: left out
+    deb = SimpleNamespace(name="plasma-workspace-data", version="4:5.27.5-2", root=tmp_path)
+    result = sd.plasma_avatars_source(SimpleNamespace(deb=lambda name: deb))
+    (owl,) = result.candidates
+    assert (owl.licence, owl.copyright) == ("CC0-1.0", "2015 Pixabay")
+    assert owl.source_url == "https://www.pexels.com/photo/bird-animal-owl-3890/" and owl.load() == b"png"
+    assert [e.reason for e in result.exclusions] == ["no REUSE licence file beside it"]
+    assert sd.SOURCES["plasma-workspace-data"] is sd.plasma_avatars_source
