@@ -855,15 +855,21 @@ def plasma_source(fetcher: Fetcher) -> SourceResult:
 
 
 def parse_reuse_sidecar(text: str) -> tuple[str, str, str]:
-    """``(licence, copyright, source URL)`` from a REUSE ``<file>.license`` sidecar (SPDX tags).
+    """``(licence, copyright, source URL)`` from a REUSE ``<file>.license`` sidecar (SPDX tags); several
+    copyright lines are joined with ``; ``, and the source is the first URL on a line without a tag.
 
-    >>> parse_reuse_sidecar("# SPDX-FileCopyrightText: 2016 Ann <a@b.c>\\n# SPDX-License-Identifier: CC0-1.0\\n"
-    ...                     "# https://example.org/photo-1/\\n")
-    ('CC0-1.0', '2016 Ann', 'https://example.org/photo-1/')
+    >>> parse_reuse_sidecar("# SPDX-FileCopyrightText: 2016 Ann <a@b.c>\\n# SPDX-FileCopyrightText: 2017 Bo\\n"
+    ...                     "# SPDX-License-Identifier: CC0-1.0\\n#\\n# https://example.org/photo-1/\\n")
+    ('CC0-1.0', '2016 Ann; 2017 Bo', 'https://example.org/photo-1/')
     """
-    tags = dict(re.findall(r"SPDX-(License-Identifier|FileCopyrightText):\s*(.+)", text))
-    licence = tags.get("License-Identifier", "").strip()
-    return licence, strip_emails(tags.get("FileCopyrightText", "")), first_url(text).rstrip(".,;)")
+    licences, holders, untagged = [], [], []
+    for line in text.splitlines():
+        tag = re.search(r"SPDX-(License-Identifier|FileCopyrightText):[ \t]*(.*)", line)
+        if tag is None:
+            untagged.append(line)
+        elif tag.group(2).strip():
+            (licences if tag.group(1) == "License-Identifier" else holders).append(tag.group(2).strip())
+    return " AND ".join(licences), strip_emails("; ".join(holders)), first_url(*untagged)
 
 
 def plasma_avatars_source(fetcher: Fetcher) -> SourceResult:

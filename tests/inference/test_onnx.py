@@ -243,14 +243,27 @@ def test_colorizer_runs_confined_weights_with_masks_on_onnxruntime(tmp_path, mon
 # ----------------------------------------------------------------------------- class-aware
 
 
-@pytest.fixture(scope="module", params=["reference", "confined"])
+CLASS_AWARE_VARIANTS = {  # (class inputs, fusion rule): the starter's is ("instance", "confined")
+    "both, reference rule": ("both", "reference"),
+    "instance, confined rule": ("instance", "confined"),
+    "fusion, confined rule": ("fusion", "confined"),
+}
+
+
+def class_aware_model(variant: str):
+    class_inputs, rule = CLASS_AWARE_VARIANTS[variant]
+    return tiny_class_aware_model(0, class_inputs=class_inputs, fusion_rule=rule)
+
+
+@pytest.fixture(scope="module", params=list(CLASS_AWARE_VARIANTS))
 def class_aware_runtimes(request, tmp_path_factory):
-    return fp32_runtimes(lambda: tiny_class_aware_model(0, fusion_rule=request.param), tmp_path_factory.mktemp("onnx-ca"))
+    runtimes = fp32_runtimes(lambda: class_aware_model(request.param), tmp_path_factory.mktemp("onnx-ca"))
+    return (*runtimes, request.param)
 
 
 @pytest.mark.parametrize("classes", [[1, 3, 0], [80, 80, 2], None], ids=["labels", "other labels", "no classes"])
 def test_class_aware_parity_with_torch(class_aware_runtimes, classes):
-    torch_rt, ort_rt = class_aware_runtimes
+    torch_rt, ort_rt, _ = class_aware_runtimes
     full, crops, box_info = inputs(3)
     ids = None if classes is None else torch.tensor(classes)
     with torch.inference_mode():
@@ -262,7 +275,7 @@ def test_class_aware_parity_with_torch(class_aware_runtimes, classes):
 
 
 def test_class_aware_graph_names_its_classes_input(class_aware_runtimes):
-    _, ort_rt = class_aware_runtimes
+    _, ort_rt, _ = class_aware_runtimes
     card = json.loads((ort_rt.folder / "model_card.json").read_text())
     names = [i.name for i in ort_rt.fusion_session.get_inputs()]
     assert card["class_aware"] is True and names[:3] == ["full_input", "crops", "classes"]
@@ -270,9 +283,8 @@ def test_class_aware_graph_names_its_classes_input(class_aware_runtimes):
 
 
 def test_ort_int8_runs_class_aware_weights(class_aware_runtimes, tmp_path):
-    torch_rt, _ = class_aware_runtimes
-    model = tiny_class_aware_model(0, fusion_rule=torch_rt.model.config.fusion_rule)
-    int8 = ort_runtime(model, "cpu", RuntimeOptions(precision="int8"), SIZE, cache=tmp_path)
+    torch_rt, _, variant = class_aware_runtimes
+    int8 = ort_runtime(class_aware_model(variant), "cpu", RuntimeOptions(precision="int8"), SIZE, cache=tmp_path)
     full, crops, box_info = inputs(2)
     ids = torch.tensor([1, 5])
     with torch.inference_mode():
@@ -298,6 +310,30 @@ def test_colorizer_feeds_labels_to_class_aware_weights_on_onnxruntime(tmp_path, 
     for on_torch, on_ort in zip(results["torch"], results["onnxruntime"]):
         assert np.abs(on_ort - on_torch).max() <= 110 * 1e-4
     assert np.abs(results["onnxruntime"][0] - results["onnxruntime"][1]).max() > 0.1  # the labels matter
+
+
+def test_onnxruntime_refuses_a_wrong_number_of_classes_as_torch_does(class_aware_runtimes):
+    torch_rt, ort_rt, _ = class_aware_runtimes
+    full, crops, box_info = inputs(3)
+    for runtime in (torch_rt, ort_rt):
+        with pytest.raises(ValueError, match="expected 3 crop classes"):
+            runtime.run_fusion(runtime.cast(full), runtime.cast(crops), box_info, None, torch.tensor([1]))
+
+
+def test_auto_backend_keeps_class_aware_weights_apart_in_its_cache(tmp_path):
+    seen = []
+
+    def fake(model, device, options, size):
+        seen.append(model.config.class_inputs if model.config.class_aware else "blind")
+        faster = "onnxruntime" if model.config.class_aware else "torch"
+        return [BackendTrial("torch", 1.0 if faster == "torch" else 2.0, 0.0), BackendTrial("onnxruntime", 1.5, 1e-6)]
+
+    options, cache = RuntimeOptions(precision="fp32"), tmp_path / "b.json"
+    assert choose_backend(tiny_model(), "cpu", options, SIZE, cache_path=cache, measure=fake) == "torch"
+    for variant in ("instance, confined rule", "fusion, confined rule"):
+        chosen = choose_backend(class_aware_model(variant), "cpu", options, SIZE, cache_path=cache, measure=fake)
+        assert chosen == "onnxruntime"
+    assert seen == ["blind", "instance", "fusion"]  # each measured once, none taken from another's entry
 
 
 # ----------------------------------------------------------------------------- memory

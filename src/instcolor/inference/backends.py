@@ -94,7 +94,7 @@ def quantize_graphs(src: Path, dst: Path, size: int) -> None:
 
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-    from instcolor.inference.onnx_export import CARD_FILE, FULL_FILE, FUSION_FILE, fusion_feeds
+    from instcolor.inference.onnx_export import CARD_FILE, FULL_FILE, FUSION_FILE, fusion_feeds, no_classes
     from instcolor.inference.quantization import calibration_samples
     from instcolor.models.fusion import instance_supports
 
@@ -114,7 +114,7 @@ def quantize_graphs(src: Path, dst: Path, size: int) -> None:
         supports = None
         if card.get("fusion_rule") == "confined":  # boxes only, as torch int8 calibrates
             supports = instance_supports(None, len(s.crops), size, card["support_feather"], s.full)
-        classes = torch.zeros(len(s.crops), dtype=torch.int64) if card.get("class_aware") else None  # unknown
+        classes = no_classes(len(s.crops)) if card.get("class_aware") else None  # as torch int8 calibrates
         fusion_inputs.append(fusion_feeds(s.full, s.crops, s.box_info, size, supports, classes))
     dst.mkdir(parents=True, exist_ok=True)
     for name, feeds in ((FULL_FILE, full_feeds), (FUSION_FILE, fusion_inputs)):
@@ -210,6 +210,8 @@ class OrtRuntime:
         from instcolor.inference.onnx_export import fusion_feeds, no_classes
 
         supports = self.model.supports(crop_masks, len(crops), crops.shape[-1], full_input)
+        if crop_classes is not None and tuple(crop_classes.shape) != (len(crops),):  # as torch's forward
+            raise ValueError(f"expected {len(crops)} crop classes, got shape {tuple(crop_classes.shape)}")
         classes = None
         if self.model.config.class_aware:
             classes = no_classes(len(crops)) if crop_classes is None else crop_classes
@@ -310,7 +312,7 @@ def choose_backend(
     key = (
         f"{device_signature(device)}|torch {torch.__version__}|onnxruntime {ort.__version__}|"
         f"width {model.config.width}|{model.config.fusion_rule} rule|size {size}|{options.precision}"
-        + ("|class-aware" if model.config.class_aware else "")
+        + (f"|classes {model.config.num_classes} in {model.config.class_inputs}" if model.config.class_aware else "")
     )
     cache = read_cache(path)
     entry = cache.get(key)
