@@ -745,6 +745,23 @@ PLASMA_NOT_PHOTOS = {
 }
 
 
+def packaged_photo(
+    result: SourceResult, deb, path: Path, licence: str, copyright: str, source_url: str, slug: str
+) -> Candidate:  # fmt: skip
+    """A photograph stored as a plain file in an unpacked Debian package (``deb``: its name, version, root)."""
+    return Candidate(
+        source_package=result.name,
+        package_version=deb.version,
+        original_path=path.relative_to(deb.root).as_posix(),
+        licence=normalize_licence(licence),
+        copyright=copyright,
+        source_url=source_url,
+        stratum=deb.name,
+        slug=slug,
+        load=path.read_bytes,
+    )
+
+
 def wallpaper_source(fetcher: Fetcher, spec: WallpaperPackage) -> SourceResult:
     """Curated photographs of a Debian wallpaper package, credited by its DEP-5 copyright file."""
     deb = fetcher.deb(spec.package)
@@ -772,20 +789,12 @@ def wallpaper_source(fetcher: Fetcher, spec: WallpaperPackage) -> SourceResult:
         if stanza is None:
             result.exclude(relative, "no per-file entry in the copyright file")
             continue
-        copyright = strip_emails(stanza.copyright)
         result.candidates.append(
-            Candidate(
-                source_package=result.name,
-                package_version=deb.version,
-                original_path=relative,
-                licence=normalize_licence(stanza.licence),
-                copyright=copyright,
-                source_url=first_url(stanza.comment),
-                stratum=deb.name,
-                slug=_slug(deb.name, path.stem),
-                load=path.read_bytes,
+            packaged_photo(
+                result, deb, path, stanza.licence, strip_emails(stanza.copyright), first_url(stanza.comment),
+                _slug(deb.name, path.stem),
             )
-        )
+        )  # fmt: skip
     return result
 
 
@@ -839,17 +848,7 @@ def plasma_source(fetcher: Fetcher) -> SourceResult:
             result.exclude(relative, "no licence in the wallpaper's metadata")
             continue
         result.candidates.append(
-            Candidate(
-                source_package=result.name,
-                package_version=deb.version,
-                original_path=relative,
-                licence=normalize_licence(licence),
-                copyright=strip_emails(authors),
-                source_url="",
-                stratum=deb.name,
-                slug=_slug(deb.name, folder.name),
-                load=largest.read_bytes,
-            )
+            packaged_photo(result, deb, largest, licence, strip_emails(authors), "", _slug(deb.name, folder.name))
         )
     return result
 
@@ -893,19 +892,7 @@ def plasma_avatars_source(fetcher: Fetcher) -> SourceResult:
             result.exclude(relative, "no REUSE licence file beside it")
             continue
         licence, copyright, url = parse_reuse_sidecar(sidecar.read_text(encoding="utf-8", errors="replace"))
-        result.candidates.append(
-            Candidate(
-                source_package=result.name,
-                package_version=deb.version,
-                original_path=relative,
-                licence=normalize_licence(licence),
-                copyright=copyright,
-                source_url=url,
-                stratum=deb.name,
-                slug=_slug("plasma-avatars", path.stem),
-                load=path.read_bytes,
-            )
-        )
+        result.candidates.append(packaged_photo(result, deb, path, licence, copyright, url, _slug("plasma-avatars", path.stem)))
     return result
 
 
