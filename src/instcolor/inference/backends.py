@@ -32,7 +32,7 @@ import torch
 from instcolor.inference.runtime import PreparedModel, RuntimeOptions, prepare_model
 from instcolor.models.config import ModelConfig
 from instcolor.models.fusion import rule_supports
-from instcolor.models.model import InstColorModel, hinted_input
+from instcolor.models.model import InstColorModel, check_crop_classes, hinted_input
 
 BACKENDS = ("torch", "onnxruntime")
 #: Precisions the ONNX Runtime backend runs.
@@ -209,9 +209,8 @@ class OrtRuntime:
         """
         from instcolor.inference.onnx_export import fusion_feeds, no_classes
 
+        check_crop_classes(crop_classes, len(crops))
         supports = self.model.supports(crop_masks, len(crops), crops.shape[-1], full_input)
-        if crop_classes is not None and tuple(crop_classes.shape) != (len(crops),):  # as torch's forward
-            raise ValueError(f"expected {len(crops)} crop classes, got shape {tuple(crop_classes.shape)}")
         classes = None
         if self.model.config.class_aware:
             classes = no_classes(len(crops)) if crop_classes is None else crop_classes

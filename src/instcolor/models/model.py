@@ -16,6 +16,12 @@ from instcolor.models.config import ModelConfig
 from instcolor.models.fusion import FUSION_STRATEGIES, INSTANCE_CHUNK, FusionNet
 
 
+def check_crop_classes(crop_classes: torch.Tensor | None, count: int) -> None:
+    """Raise ValueError unless ``crop_classes`` is None or one class id per crop, ``(count,)``."""
+    if crop_classes is not None and tuple(crop_classes.shape) != (count,):
+        raise ValueError(f"expected {count} crop classes, got shape {tuple(crop_classes.shape)}")
+
+
 class InstColorModel(nn.Module):
     """The three networks of InstColorization.
 
@@ -85,8 +91,7 @@ class InstColorModel(nn.Module):
         """
         if crop_inputs is None or len(crop_inputs) == 0:
             return self.full(full_input)[0]
-        if crop_classes is not None and tuple(crop_classes.shape) != (len(crop_inputs),):
-            raise ValueError(f"expected {len(crop_inputs)} crop classes, got shape {tuple(crop_classes.shape)}")
+        check_crop_classes(crop_classes, len(crop_inputs))
         # a class-blind model calls its networks exactly as before class awareness existed
         classes = {"classes": crop_classes} if self.config.class_aware and crop_classes is not None else {}
         supports = self.fusion.supports(crop_masks, len(crop_inputs), crop_inputs.shape[-1], full_input)
