@@ -83,6 +83,7 @@ def main() -> None:
     parser.add_argument("--detector", default="auto")
     parser.add_argument("--frames", type=int, default=36)
     parser.add_argument("--smoothing", type=float, default=None, help="default: colorize_video's")
+    parser.add_argument("--window", type=int, default=None, help="frames each side of the two-sided mean (0: the running blend); default: colorize_video's")
     parser.add_argument("--photo", type=Path, action="append", help="photo to pan over (repeat; default samples/pig.jpg)")
     parser.add_argument("--threads", type=int, default=max(1, min(4, os.cpu_count() or 1)), help="torch threads")
     parser.add_argument("--json", type=Path)
@@ -98,13 +99,15 @@ def main() -> None:
     from instcolor.models.weights.download import default_weights
 
     torch.set_num_threads(args.threads)
-    smoothing = args.smoothing if args.smoothing is not None else inspect.signature(colorize_video).parameters["smoothing"].default
+    defaults = inspect.signature(colorize_video).parameters
+    smoothing = args.smoothing if args.smoothing is not None else defaults["smoothing"].default
+    window = args.window if args.window is not None else defaults["window"].default
     photos = args.photo or [ROOT / "samples" / "pig.jpg"]
     weights = args.weights or default_weights()[0]
     colorizer = Colorizer.from_pretrained(weights, device="cpu", detector=args.detector)
     cpu = cpu_info().model_name
     print(f"weights: {colorizer.metadata.get('source', weights)}; detector: {getattr(colorizer.detector, 'name', None)}; "
-          f"smoothing {smoothing}; CPU: {cpu}, {torch.get_num_threads()} threads")
+          f"window {window}, smoothing {smoothing}; CPU: {cpu}, {torch.get_num_threads()} threads")
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         clips = [("synthetic", synthetic_frames(args.frames))]
@@ -112,7 +115,7 @@ def main() -> None:
         for index, (name, frames) in enumerate(clips):
             clip = Path(tmp) / f"clip{index}.mp4"
             write_clip(clip, frames)
-            report = evaluate_video(clip, colorizer, smoothing=smoothing)
+            report = evaluate_video(clip, colorizer, smoothing=smoothing, window=window)
             results[name] = report
             ok = (report["flicker_ratio"] <= 0.30, report["cut_leak"] == 0.0, report["ours"]["psnr"] >= report["per_frame"]["psnr"] - 1e-6)
             same_pixel = {k: report[k]["flicker_same_pixel"] for k in ("per_frame", "ours", "ground_truth")}
@@ -126,7 +129,7 @@ def main() -> None:
                 f"targets (flicker<=30%, no leak, PSNR>=): {'PASS' if all(ok) else 'FAIL ' + str(ok)}"
             )
     if args.json:
-        args.json.write_text(json.dumps({"cpu": cpu, "smoothing": smoothing, "results": results}, indent=2))
+        args.json.write_text(json.dumps({"cpu": cpu, "window": window, "smoothing": smoothing, "results": results}, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The package's shape: layers import only downwards, no import cycles, a light ``import instcolor``.
 
 Layers, lowest first (``docs/architecture.md``): the base modules (io, instances, geometry, motion,
-tracking, color, devices) < models < detection < inference < training, evaluation < apps < bench < cli.
+tracking, temporal, color, devices) < models < detection < inference < training, evaluation < apps < bench < cli.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ PACKAGE = Path(instcolor.__file__).parent
 
 #: Rank of each layer; a module may import modules of its own rank or lower.
 LAYERS = {
-    "io": 0, "instances": 0, "geometry": 0, "motion": 0, "tracking": 0, "color": 0, "devices": 0, "_moved": 0,
+    "io": 0, "instances": 0, "geometry": 0, "motion": 0, "tracking": 0, "temporal": 0, "color": 0, "devices": 0, "_moved": 0,
     "models": 1, "detection": 2, "inference": 3, "training": 4, "evaluation": 4,
     "apps": 5, "bench": 6, "cli": 7,
 }  # fmt: skip

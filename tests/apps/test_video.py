@@ -136,7 +136,10 @@ def test_evaluate_video_reports_flicker_psnr_and_no_leak_across_the_cut(tmp_path
     assert report["ours"]["psnr"] > 5 and report["ground_truth"]["flicker"] >= 0
 
 
-def test_killed_run_resumes_from_the_last_chunk(tmp_path):
+@pytest.mark.parametrize("window", [{}, {"window": 2}, {"window": 0}], ids=["default", "window-2", "running-blend"])
+def test_killed_run_resumes_from_the_last_chunk(tmp_path, window):
+    """Resumed after frame 6, the output is the uninterrupted run's: the tracks, the flicker meters
+    and the two-sided window's finished frames (fewer than the clip with ``window=2``) carry over."""
     from instcolor.apps.video import colorize_video
 
     source, target = tmp_path / "clip.mp4", tmp_path / "clip-colour.mp4"
@@ -148,11 +151,13 @@ def test_killed_run_resumes_from_the_last_chunk(tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        colorize_video(source, target, colorizer, chunk_frames=3, on_frame=killed)
+        colorize_video(source, target, colorizer, chunk_frames=3, on_frame=killed, **window)
     assert not target.exists() and (tmp_path / "clip-colour.mp4.partial" / "state.json").exists()
-    report = colorize_video(source, target, colorizer, chunk_frames=3)
+    report = colorize_video(source, target, colorizer, chunk_frames=3, **window)
     assert report.resumed_from == 6 and report.frames == 10
-    whole = colorize_video(source, tmp_path / "whole.mp4", colorizer, chunk_frames=3)
+    whole = colorize_video(source, tmp_path / "whole.mp4", colorizer, chunk_frames=3, **window)
+    assert report.flicker == pytest.approx(whole.flicker, rel=1e-6)
+    assert report.flicker_per_frame == pytest.approx(whole.flicker_per_frame, rel=1e-6)
     with av.open(str(target)) as a, av.open(str(tmp_path / "whole.mp4")) as b:
         assert a.streams.audio
         fa = [f.to_ndarray(format="rgb24").astype(int) for f in a.decode(video=0)]
@@ -316,7 +321,8 @@ class TruthPlusFlickerColorizer:
         return SimpleNamespace(ab=ab, image=Image.fromarray(rgb), instances=None)
 
 
-def test_smoothing_follows_a_pan():
+@pytest.mark.parametrize("window", [0, 3])
+def test_smoothing_follows_a_pan(window):
     """On a pan the previous output is warped onto the current frame before blending: the colours stay
     on their objects and the flicker is averaged out; blending in place (the camera ignored) cannot
     blend at all (every pixel's lightness changed), so the flicker stays."""
@@ -328,8 +334,8 @@ def test_smoothing_follows_a_pan():
     truth = [frame_lab(f)[1:] for f in frames]
     errors = {}
     for follow in (True, False):
-        film = FilmColorizer(TruthPlusFlickerColorizer(frames), smoothing=0.8, follow_motion=follow)
-        out = [film(grey_frame(f)) for f in frames]
+        film = FilmColorizer(TruthPlusFlickerColorizer(frames), smoothing=0.8, follow_motion=follow, window=window)
+        out = list(film.run(grey_frame(f) for f in frames))
         errors[follow] = [float((o.ab[0] - t).norm(dim=0)[14:34].mean()) for o, t in zip(out[3:], truth[3:])]
         if follow:
             pan = torch.tensor([[[1.0, 0.0, 2 * 3 / 64], [0.0, 1.0, 0.0]]])
@@ -353,7 +359,8 @@ class TruthPlusFlickerWithBoxes(TruthPlusFlickerColorizer):
         return Instances(boxes=[self.boxes[self.calls]], scores=[0.9], labels=["person"])
 
 
-def test_a_tracked_instance_that_moves_on_its_own_is_smoothed_in_its_own_box():
+@pytest.mark.parametrize("window", [0, 3])
+def test_a_tracked_instance_that_moves_on_its_own_is_smoothed_in_its_own_box(window):
     """Still camera, a red textured patch moving 4 px a frame: its pixels' lightness changed, so only
     the previous frame's box resized onto the new one lines the patch up (the flicker is averaged out
     inside it); a box that merely jitters around a still patch keeps the camera's warp."""
@@ -372,16 +379,16 @@ def test_a_tracked_instance_that_moves_on_its_own_is_smoothed_in_its_own_box():
     truth = [frame_lab(f)[1:] for f in frames]
     errors = {}
     for track in (True, False):
-        film = FilmColorizer(TruthPlusFlickerWithBoxes(frames, boxes), smoothing=0.8, track=track)
-        out = [film(grey_frame(f)) for f in frames]
+        film = FilmColorizer(TruthPlusFlickerWithBoxes(frames, boxes), smoothing=0.8, track=track, window=window)
+        out = list(film.run(grey_frame(f) for f in frames))
         errors[track] = [float((o.ab[0] - t).norm(dim=0)[22:38, 10 + 4 * i : 26 + 4 * i].mean()) for i, (o, t) in enumerate(zip(out, truth)) if i >= 3]
     assert np.mean(errors[True]) < 0.5 * np.mean(errors[False]), errors
     assert np.mean(errors[False]) > 6  # the patch's own pixels: the lightness gate shut, +-10 flicker stays
 
     still = [frames[0]] * 8
     jitter = [[8 + d, 20 - d, 28 + d, 40 + d] for d in (0, 2, -2, 2, -2, 2, -2, 2)]
-    film = FilmColorizer(TruthPlusFlickerWithBoxes(still, jitter), smoothing=0.8)
-    out = [film(grey_frame(f)) for f in still]
+    film = FilmColorizer(TruthPlusFlickerWithBoxes(still, jitter), smoothing=0.8, window=window)
+    out = list(film.run(grey_frame(f) for f in still))
     jittered = [float((o.ab[0] - truth[0]).norm(dim=0)[20:40, 8:28].mean()) for o in out[3:]]
     assert np.mean(jittered) < 4, jittered  # the still patch smoothed in place, not by a shifted crop
 

@@ -72,3 +72,29 @@ def test_class_aware_option_reaches_the_colorizer(tmp_path, monkeypatch, command
     result = CliRunner().invoke(app, [*args, "--class-aware", "off", "--detector", "none"])
     assert "stop here" in result.output, result.output
     assert seen["class_aware"] == "off"
+
+
+@pytest.mark.parametrize("command", ["video", "evaluate-video"])
+def test_window_option_reaches_the_run_and_defaults_to_the_library(tmp_path, monkeypatch, command):
+    import inspect
+
+    import instcolor.apps.video as video
+    from instcolor.cli.video import WINDOW
+
+    assert WINDOW == video.WINDOW == inspect.signature(video.colorize_video).parameters["window"].default
+    seen = []
+
+    def run(*args, **options):
+        seen.append(options["window"])
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(video, "colorize_video" if command == "video" else "evaluate_video", run)
+    write_grey_clip(tmp_path / "clip.mp4", frames=2, with_audio=False)
+    weights = tiny_weights_file(tmp_path / "tiny.safetensors")
+    args = {"video": ["video", str(tmp_path / "clip.mp4"), "-o", str(tmp_path / "o.mp4")], "evaluate-video": ["evaluate-video", str(tmp_path / "clip.mp4")]}[command]
+    common = ["--weights", str(weights), "--detector", "none", "--device", "cpu"]
+    for extra, expected in (([], WINDOW), (["--window", "0"], 0), (["--window", "5"], 5)):
+        result = CliRunner().invoke(app, [*args, *common, *extra])
+        assert "stop here" in result.output, result.output
+        assert seen[-1] == expected
+    assert CliRunner().invoke(app, [*args, *common, "--window", "-1"]).exit_code == 2

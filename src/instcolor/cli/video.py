@@ -12,6 +12,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from instcolor.cli.app import EXIT_USAGE, app, console, fail
 from instcolor.cli.colorize import CLASS_AWARE_HELP, ClassAwareChoice, DetectorChoice, choose_weights
 
+#: ``instcolor.apps.video.WINDOW`` (not imported here: the CLI loads torch only when a command runs).
+WINDOW = 12
+WINDOW_HELP = "frames on each side of the two-sided temporal mean of chroma within a shot (0: the running blend, --smoothing)"
+SMOOTHING_HELP = "with --window 0: weight of the previous output in the running blend (0: no temporal smoothing)"
+
 
 def _progress():
     columns = (
@@ -62,7 +67,8 @@ def video(
     detector: DetectorChoice = typer.Option(DetectorChoice.auto, help="instance detector (instances are tracked across frames)"),
     class_aware: ClassAwareChoice = typer.Option(ClassAwareChoice.auto, help=CLASS_AWARE_HELP),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
-    smoothing: float = typer.Option(0.95, min=0.0, max=0.99, help="temporal chroma smoothing on pixels that match the previous frame after camera motion (0: off)"),
+    window: int = typer.Option(WINDOW, min=0, help=WINDOW_HELP),
+    smoothing: float = typer.Option(0.95, min=0.0, max=0.99, help=SMOOTHING_HELP),
     detect_every: int = typer.Option(1, min=1, help="run the detector every N frames of a shot (tracks hold boxes between)"),
     cut_threshold: float = typer.Option(0.3, min=0.0, max=1.0, help="lightness-histogram distance that starts a new shot"),
     chunk_frames: int = typer.Option(100, min=1, help="frames per resumable chunk"),
@@ -89,7 +95,7 @@ def video(
                 report = colorize_video(
                     source, output, colorizer, smoothing=smoothing, crf=crf, max_frames=max_frames,
                     on_frame=_advance(progress, task), detect_every=detect_every, cut_threshold=cut_threshold,
-                    chunk_frames=chunk_frames, resume=not restart,
+                    chunk_frames=chunk_frames, resume=not restart, window=window,
                 )
         except (ValueError, RuntimeError) as err:
             raise fail(str(err)) from None
@@ -106,7 +112,8 @@ def evaluate_video(
     detector: DetectorChoice = typer.Option(DetectorChoice.auto, help="instance detector"),
     class_aware: ClassAwareChoice = typer.Option(ClassAwareChoice.auto, help=CLASS_AWARE_HELP),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
-    smoothing: float = typer.Option(0.95, min=0.0, max=0.99, help="temporal chroma smoothing (ours)"),
+    window: int = typer.Option(WINDOW, min=0, help=WINDOW_HELP + " (ours)"),
+    smoothing: float = typer.Option(0.95, min=0.0, max=0.99, help=SMOOTHING_HELP + " (ours)"),
     detect_every: int = typer.Option(1, min=1, help="run the detector every N frames of a shot (ours)"),
     cut_threshold: float = typer.Option(0.3, min=0.0, max=1.0, help="lightness-histogram distance that starts a new shot"),
     max_frames: int | None = typer.Option(None, help="use only the first N frames"),
@@ -120,7 +127,7 @@ def evaluate_video(
         task = progress.add_task("frames (per-frame, then ours)", total=None, fps="-")
         try:
             report = run(source, colorizer, smoothing=smoothing, detect_every=detect_every, cut_threshold=cut_threshold,
-                         max_frames=max_frames, on_frame=_advance(progress, task))
+                         max_frames=max_frames, on_frame=_advance(progress, task), window=window)
         except (ValueError, RuntimeError) as err:
             raise fail(str(err)) from None
     console.print(f"{report['frames']} frames, {report['cuts']} scene cut(s)", highlight=False)
