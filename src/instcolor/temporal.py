@@ -9,9 +9,9 @@ something moved or came into view):
 - :class:`ShotWindow`, the default for film: a **two-sided window**. Each frame's chroma becomes
   the gated mean of its own prediction and of its neighbours' up to ``radius`` frames before and
   after it in the same shot. For a scene point that the window sees unchanged, the mean of the
-  predictions has no larger squared error than the predictions have on average (Jensen), so the
-  output is not worse than the per-frame result on average over the shot, however the network's
-  colour drifts along it. The frames are given back ``radius`` frames late.
+  predictions has no larger squared error than the predictions have on average (Jensen; exactly so
+  on the working grid below, where the mean is taken), so the output does not lag however the
+  network's colour drifts along the shot. The frames are given back ``radius`` frames late.
 - the running blend (:meth:`instcolor.apps.video.FilmColorizer`'s ``window=0``): each frame blended
   with the previous *output*. Nothing is held back, but where the per-frame colour drifts
   one way (a bright sky leaving the frame changes how the network paints the trees) the output
@@ -128,7 +128,7 @@ class _Kept:
 
     lightness: torch.Tensor  # (1, 1, h, w)
     ab: torch.Tensor  # (1, 2, h, w), its own prediction
-    to_start: torch.Tensor  # (3, 3) float64: its positions into the shot's first frame's
+    motion: torch.Tensor  # (3, 3) float64: its positions into the previous frame's (identity first in a shot)
     tracks: dict[int, np.ndarray]  # boxes in working-grid pixels
     frame: object = field(default=None, repr=False)  # the caller's frame, until it is given back
 
@@ -168,13 +168,12 @@ class ShotWindow:
         height, width = frame.l_full.shape[-2:]
         grid = self._grid(height, width)
         scale = np.array([grid[1] / width, grid[0] / height] * 2)
-        last = (self._waiting or self._done or [None])[-1]
-        to_start = _matrix(None) if last is None else last.to_start @ _matrix(frame.motion)
+        first_in_shot = not (self._waiting or self._done)
         self._waiting.append(
             _Kept(
                 F.interpolate(frame.l_full.float(), size=grid, mode="area"),
                 F.interpolate(frame.ab_frame.float(), size=grid, mode="area"),
-                to_start,
+                _matrix(None if first_in_shot else frame.motion),
                 {i: np.asarray(box, np.float64) * scale for i, box in frame.tracks.items()},
                 frame,
             )
@@ -191,8 +190,8 @@ class ShotWindow:
     def _finish(self) -> tuple[FilmFrame, torch.Tensor]:
         current = self._waiting.popleft()
         total, weight = current.ab.clone(), torch.ones_like(current.lightness)
-        for other in (*self._done, *self._waiting):
-            motion = (torch.linalg.inv(other.to_start) @ current.to_start)[:2].float()[None]
+        for other, into_other in self._neighbours(current):
+            motion = into_other[:2].float()[None]
             pairs = [(other.tracks[i], box) for i, box in current.tracks.items() if i in other.tracks]
             ref_l, ref_ab, inside = reference(current.lightness, other.lightness, other.ab, motion, pairs, self.camera_iou)
             share = agreement(current.lightness, ref_l, inside, self.motion_tolerance)
@@ -206,9 +205,24 @@ class ShotWindow:
             change = F.interpolate(change, size=full.shape[-2:], mode="bilinear", align_corners=False)
         return frame, full + change.to(full.dtype)
 
+    def _neighbours(self, current: _Kept) -> Iterator[tuple[_Kept, torch.Tensor]]:
+        """Each kept frame with the ``(3, 3)`` map of ``current``'s positions into its own, chained
+        through the frames between them (only the window's own motions: nothing builds up over a
+        long shot)."""
+        into = torch.eye(3, dtype=torch.float64)
+        step = current
+        for other in reversed(self._done):
+            into = step.motion @ into
+            step = other
+            yield other, into
+        back = torch.eye(3, dtype=torch.float64)  # a later frame's positions into current's
+        for other in self._waiting:
+            back = back @ other.motion
+            yield other, torch.linalg.inv(back)
+
     def state(self) -> list[dict]:
         """The finished frames still in reach (what a resumed run needs; frames still held are not kept)."""
-        return [{"lightness": k.lightness, "ab": k.ab, "to_start": k.to_start, "tracks": k.tracks} for k in self._done]
+        return [{"lightness": k.lightness, "ab": k.ab, "motion": k.motion, "tracks": k.tracks} for k in self._done]
 
     def load_state(self, state: list[dict]) -> None:
         self._waiting.clear()

@@ -59,9 +59,9 @@ from instcolor.tracking import BoxTracker, Track
 
 
 #: Frames on each side of the two-sided temporal mean (:class:`instcolor.temporal.ShotWindow`), half
-#: a second at 24 frames/s: on 12 pan clips (``benchmarks/video_flicker.py``) 6 frames left the flicker
-#: at 15-31 % of per-frame, 12 at 9-17 %; PSNR was at least the per-frame result's on all but one
-#: (-0.02 dB), and +0.5 dB on the clip where the running blend lost 1 dB.
+#: a second at 24 frames/s. Chosen offline on 12 pan clips (6 frames left the flicker at 15-31 % of
+#: per-frame, 12 at 9-17 %, 24 at 3-9 % but gained less where the colour drifts); measured on 26 clips
+#: in ``benchmarks/results-video-flicker-window12.json`` (README, "Film and the web page").
 WINDOW = 12
 
 
