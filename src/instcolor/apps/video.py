@@ -141,7 +141,7 @@ class FilmColorizer:
             "cuts": self.cuts,
             "hist": self._hist,
             "l": self._l,
-            "ab": self._ab,
+            "ab": self._ab if self.window is None else None,  # only the running blend reads it
         }
 
     def checkpoint(self, last: FrameResult) -> dict:
