@@ -502,10 +502,11 @@ def evaluate_video(
     if not frames:
         raise VideoError(f"{source}: the video has no frames")
     total = len(frames)
-    runs = {
-        "per_frame": FilmColorizer(colorizer, smoothing=0.0, cut_threshold=cut_threshold, track=False),
-        "ours": FilmColorizer(colorizer, smoothing=smoothing, cut_threshold=cut_threshold, detect_every=detect_every, window=window),
-    }
+
+    def ours() -> FilmColorizer:
+        return FilmColorizer(colorizer, smoothing=smoothing, cut_threshold=cut_threshold, detect_every=detect_every, window=window)
+
+    runs = {"per_frame": FilmColorizer(colorizer, smoothing=0.0, cut_threshold=cut_threshold, track=False), "ours": ours()}
     report: dict = {"frames": total}
     truth, truth_same_pixel = FlickerMeter(), FlickerMeter(follow_motion=False)
     outputs: dict[str, list] = {}
@@ -535,8 +536,7 @@ def evaluate_video(
     starts = [i for i, (_, cut) in enumerate(outputs["ours"]) if cut] + [total]
     leaks = []
     for start, end in zip(starts[1:-1], starts[2:]):  # the first frame of each later shot, from that shot alone
-        alone = FilmColorizer(colorizer, smoothing=smoothing, cut_threshold=cut_threshold, detect_every=detect_every, window=window)
-        first = next(alone.run(grey_frame(rgb) for rgb in frames[start : min(end, start + window + 1)]))
+        first = next(ours().run(grey_frame(rgb) for rgb in frames[start : min(end, start + window + 1)]))
         leaks.append(float((outputs["ours"][start][0] - first.ab).abs().mean()))
     report["cut_leak"] = float(np.mean(leaks)) if leaks else 0.0
     report["flicker_ratio"] = report["ours"]["flicker"] / report["per_frame"]["flicker"] if report["per_frame"]["flicker"] > 0 else math.nan
